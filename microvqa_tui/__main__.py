@@ -1,0 +1,3 @@
+from microvqa_tui.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""The `microvqa` command. Thin: parses, builds settings, calls the pipeline, prints.
+
+Every reporting command takes `--json` and then prints exactly one JSON object on stdout.
+Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from microvqa_tui.config import Settings, load_settings, settings_as_dict
+from microvqa_tui.errors import MicroVQAError
+
+app = typer.Typer(
+    name="microvqa",
+    help="Curate microscopy multiple-choice VQA datasets from figure–caption pairs, offline.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show the settings in force.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    """Global options, resolved once per invocation."""
+
+    config_file: Path | None = None
+    store: Path | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config_file, store=self.store)
+
+
+state = State()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON object.")]
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", envvar="MICROVQA_STORE", help="Store folder (default: per-user data folder)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="MICROVQA_CONFIG", help="TOML settings file."),
+    ] = None,
+) -> None:
+    """Without a command, opens the TUI on the store."""
+    state.store = store
+    state.config_file = config
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
+
+
+@app.command()
+def tui() -> None:
+    """Open the Textual workbench on the store."""
+    settings = state.settings()
+    from microvqa_tui.ui.app import run_app  # Textual loads only when the TUI is asked for
+
+    run_app(settings)
+
+
+@config_app.command("show")
+def config_show(as_json: JsonFlag = False) -> None:
+    """Print the merged settings (defaults < TOML file < MICROVQA_* env < flags)."""
+    data = settings_as_dict(state.settings())
+    if as_json:
+        emit_json(data)
+        return
+    table = Table("setting", "value", title="microvqa settings")
+    for key, value in _flatten(data):
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items.extend(_flatten(value, name + "."))
+        else:
+            items.append((name, value))
+    return items
+
+
+def _register_subcommands() -> None:
+    """Command groups live beside the code they drive; each module adds itself to `app`."""
+    from microvqa_tui import cli_store  # noqa: F401
+
+
+def main() -> None:
+    _register_subcommands()
+    try:
+        app()
+    except MicroVQAError as exc:
+        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: completed batches are saved; re-run to resume.")
+        raise SystemExit(130) from None

@@ -1,0 +1,223 @@
+"""One schema definition (LanceModel) per table.
+
+Conventions: every table has a string primary key `<thing>_id`; times are UTC; free-form
+extras are JSON strings (`*_json`) so the schema stays stable when sources differ.
+Statuses are plain strings listed here so the pipeline, the CLI and the TUI agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+
+import pyarrow as pa
+from lancedb.pydantic import LanceModel, Vector
+from pydantic import Field
+
+# Status values shared across tables.
+STATUS_PENDING = "pending"
+STATUS_KEPT = "kept"
+STATUS_HELD_OUT = "held_out"
+STATUS_FLAGGED = "flagged"
+
+REVIEW_UNREVIEWED = "unreviewed"
+REVIEW_ACCEPTED = "accepted"
+REVIEW_REJECTED = "rejected"
+
+TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Figure(LanceModel):
+    """An image, content-addressed by the hash of its bytes."""
+
+    figure_id: str
+    content_hash: str  # full sha256 hex of the image bytes
+    image_bytes: bytes | None = None  # None when only the path is kept
+    image_path: str = ""  # original location (file, or member inside a tar/parquet)
+    width: int
+    height: int
+    format: str  # PNG, JPEG, TIFF, ...
+    mode: str  # Pillow mode: RGB, L, I;16 ...
+    byte_size: int
+    source_kind: str  # folder | manifest | parquet | webdataset | spatial
+    source: str  # the file or folder it came from
+    source_ref: str = ""  # row number, tar member, file name inside the source
+    original_id: str = ""  # the id the source gave it
+    article_id: str = ""  # source article (e.g. PMC id): splits never cross it
+    license: str = ""
+    attribution: str = ""
+    meta_json: str = "{}"  # every other field the source had
+    ingested_at: datetime
+    run_id: str = ""
+
+
+class Caption(LanceModel):
+    """A caption of a figure; a figure may have several (from different sources)."""
+
+    caption_id: str  # text_id(figure_id, text)
+    figure_id: str
+    text: str
+    source: str = ""
+    source_ref: str = ""
+    created_at: datetime
+    run_id: str = ""
+
+
+class QA(LanceModel):
+    """An open question–answer pair about a figure (generated in stage 1 or imported)."""
+
+    qa_id: str  # text_id(figure_id, question, answer)
+    figure_id: str
+    caption_id: str = ""
+    question: str
+    answer: str
+    task_type: str  # one of TASK_TYPES (or the source's own label for imports)
+    evidence: str = ""  # the caption span the answer rests on
+    origin: str  # stage1 | imported
+    model: str = ""
+    prompt_version: str = ""
+    status: str = STATUS_PENDING  # pending | kept | held_out
+    reason: str = ""  # why held out
+    score: float | None = None  # graph consistency score
+    created_at: datetime
+    run_id: str = ""
+
+
+class MCQ(LanceModel):
+    """A multiple-choice item in the MicroVQA++ layout (0-based `correct_index`)."""
+
+    mcq_id: str
+    qa_id: str = ""
+    figure_id: str  # the first image; `image_ids` lists all when there are several
+    image_ids: list[str] = Field(default_factory=list)
+    question: str
+    choices: list[str]
+    correct_index: int
+    correct_answer: str
+    cot: str = ""
+    task_str: str = ""
+    family: str = "caption"  # caption | imported | spatial:<family>
+    bloom_level: int | None = None
+    bloom_confidence: float | None = None
+    image_free_pass_rate: float | None = None
+    pass_rate: float | None = None
+    difficulty_tier: str = ""
+    status: str = STATUS_PENDING
+    reason: str = ""
+    review: str = REVIEW_UNREVIEWED
+    origin: str = ""
+    model: str = ""
+    params_json: str = "{}"
+    created_at: datetime
+    run_id: str = ""
+
+
+class Signal(LanceModel):
+    """One consistency signal of a QA (or a figure–caption pair), with the model behind it."""
+
+    signal_id: str  # text_id(item_id, name, model)
+    item_id: str  # qa_id, or caption_id for pair-level signals
+    figure_id: str
+    name: str  # nli_entailment, clip_image_qa, text_caption_qa, agent_agreement, ...
+    value: float | None = None
+    available: bool = True  # False when the model was missing: never faked
+    model: str = ""
+    detail: str = ""
+    created_at: datetime
+    run_id: str = ""
+
+
+class Edge(LanceModel):
+    """A graph edge of the HiCQA-Graph, kept so the TUI can show a QA's neighbourhood."""
+
+    edge_id: str
+    run_id: str
+    src_type: str  # image | caption | qa
+    src_id: str
+    dst_type: str
+    dst_id: str
+    relation: str  # depicts | asks | about | knn
+    weight: float = 0.0
+    attrs_json: str = "{}"
+
+
+class Decision(LanceModel):
+    """The audit trail: every human decision, never updated, only appended."""
+
+    decision_id: str
+    item_type: str  # mcq | qa | dup_group
+    item_id: str
+    action: str  # accept | reject | edit | undo
+    changes_json: str = "{}"  # {"field": [before, after]} for edits
+    user: str
+    at: datetime
+    note: str = ""
+
+
+class Run(LanceModel):
+    """One execution of a pipeline step: what ran, with which config and models, and how it went."""
+
+    run_id: str
+    step: str
+    status: str  # running | done | failed | cancelled
+    started_at: datetime
+    finished_at: datetime | None = None
+    config_json: str = "{}"
+    models_json: str = "{}"
+    counts_json: str = "{}"
+    timings_json: str = "{}"
+    message: str = ""
+
+
+class Quarantine(LanceModel):
+    """An input or model output that could not be used, with where it came from and why."""
+
+    quarantine_id: str  # text_id(stage, source, ref, reason)
+    stage: str  # ingest | stage1 | mcq | ...
+    source: str
+    ref: str = ""
+    reason: str  # short machine-readable code, e.g. corrupt_image
+    detail: str = ""  # the human-readable message
+    payload: str = ""  # an excerpt of the offending input or model output
+    created_at: datetime
+    run_id: str = ""
+
+
+TABLES: dict[str, tuple[type[LanceModel], str]] = {
+    "figures": (Figure, "figure_id"),
+    "captions": (Caption, "caption_id"),
+    "qas": (QA, "qa_id"),
+    "mcqs": (MCQ, "mcq_id"),
+    "signals": (Signal, "signal_id"),
+    "edges": (Edge, "edge_id"),
+    "decisions": (Decision, "decision_id"),
+    "runs": (Run, "run_id"),
+    "quarantine": (Quarantine, "quarantine_id"),
+}
+
+
+@cache
+def embedding_model(dim: int) -> type[LanceModel]:
+    """Schema of an embedding table (`emb_<space>`): one vector per item in one model's space.
+
+    Embedding spaces differ in dimension (CLIP 512, MiniLM 384), hence one table per space,
+    all sharing this definition.
+    """
+
+    class Embedding(LanceModel):
+        item_id: str
+        figure_id: str = ""
+        vector: Vector(dim)  # type: ignore[valid-type]
+        model: str
+
+    Embedding.__name__ = f"Embedding{dim}"
+    return Embedding
+
+
+@cache
+def arrow_schema(table: str) -> pa.Schema:
+    return TABLES[table][0].to_arrow_schema()

@@ -1,0 +1,59 @@
+"""Dependencies point one way: ui -> pipeline -> models, store. Checked on the source."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Packages that must never import the TUI layer (Textual or microvqa_tui.ui).
+CORE = [
+    REPO / "store",
+    REPO / "microvqa_tui" / "pipeline",
+    REPO / "microvqa_tui" / "models",
+    REPO / "microvqa_tui" / "ingest",
+]
+FORBIDDEN = ("textual", "textual_image", "microvqa_tui.ui")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_core_never_imports_the_tui():
+    offenders = []
+    for package in CORE:
+        for path in package.rglob("*.py"):
+            for name in imported_modules(path):
+                if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
+                    offenders.append(f"{path.relative_to(REPO)} imports {name}")
+    assert offenders == []
+
+
+def test_store_does_not_import_the_pipeline():
+    offenders = []
+    for path in (REPO / "store").rglob("*.py"):
+        for name in imported_modules(path):
+            if name.startswith("microvqa_tui") and name != "microvqa_tui.errors":
+                offenders.append(f"{path.relative_to(REPO)} imports {name}")
+    assert offenders == []
+
+
+def test_cli_start_up_imports_no_heavy_library():
+    code = (
+        "import sys, microvqa_tui.cli as c; c._register_subcommands();"
+        "heavy = [m for m in ('torch', 'transformers', 'open_clip', 'llama_cpp', 'textual',"
+        " 'torch_geometric', 'lancedb') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microvqa_tui.errors import Cancelled
+from microvqa_tui.pipeline.runs import record_run
+from store.ids import content_id, text_id
+from store.schema import utcnow
+
+
+def caption_row(figure_id: str, text: str) -> dict:
+    return {
+        "caption_id": text_id(figure_id, text),
+        "figure_id": figure_id,
+        "text": text,
+        "created_at": utcnow(),
+    }
+
+
+def test_ids_are_content_addressed():
+    assert content_id(b"abc") == content_id(b"abc")
+    assert content_id(b"abc") != content_id(b"abd")
+    # Cosmetic whitespace does not change a text id; field boundaries do.
+    assert text_id("f", "a  cell\n") == text_id("f", "a cell")
+    assert text_id("ab", "c") != text_id("a", "bc")
+
+
+def test_insert_new_is_idempotent(store):
+    rows = [caption_row("fig1", f"caption {i}") for i in range(10)]
+    assert store.insert_new("captions", rows) == 10
+    assert store.insert_new("captions", rows) == 0
+    # Duplicates inside one batch are written once.
+    more = [caption_row("fig2", "same"), caption_row("fig2", "same")]
+    assert store.insert_new("captions", more) == 1
+    assert store.count("captions") == 11
+
+
+def test_upsert_replaces_by_key(store):
+    row = caption_row("fig1", "a caption")
+    store.upsert("captions", [row])
+    store.upsert("captions", [{**row, "source": "second"}])
+    assert store.count("captions") == 1
+    assert store.get("captions", row["caption_id"])["source"] == "second"
+
+
+def test_page_filters_offsets_and_projects(store):
+    store.insert_new("captions", [caption_row(f"fig{i % 3}", f"text {i}") for i in range(30)])
+    page = store.page(
+        "captions", where="figure_id = 'fig1'", columns=["caption_id", "text"], limit=4
+    )
+    assert len(page) == 4
+    assert set(page[0]) == {"caption_id", "text"}
+    all_fig1 = store.page("captions", where="figure_id = 'fig1'", limit=100)
+    assert len(all_fig1) == 10
+    second = store.page("captions", where="figure_id = 'fig1'", offset=4, limit=100)
+    assert len(second) == 6
+    ids = [r["caption_id"] for r in all_fig1]
+    assert {r["caption_id"] for r in second} <= set(ids)
+    assert store.count("captions", "figure_id = 'fig1'") == 10
+
+
+def test_get_many_and_quoting(store):
+    rows = [caption_row("it's", "quote ' inside"), caption_row("x", "y")]
+    store.insert_new("captions", rows)
+    got = store.get_many("captions", [r["caption_id"] for r in rows])
+    assert {g["figure_id"] for g in got} == {"it's", "x"}
+    assert store.page("captions", where="figure_id = 'it''s'")[0]["text"] == "quote ' inside"
+
+
+def test_nearest_neighbours(store):
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(50, 8)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.write_embeddings("test", [f"i{i}" for i in range(50)], vectors, model="m")
+    store.write_embeddings("test", ["i0"], vectors[:1], model="m")  # upsert, not a duplicate
+    assert store.embedding_table("test").count_rows() == 50
+    hits = store.nearest("test", vectors[7], k=3)
+    assert hits[0]["item_id"] == "i7"
+    assert len(hits) == 3
+
+
+def test_run_records_outcome(store):
+    with record_run(store, "demo", config={"k": 1}) as run:
+        run.add_count("items", 3)
+    row = store.get("runs", run.run_id)
+    assert row["status"] == "done"
+    assert '"items": 3' in row["counts_json"]
+
+    with pytest.raises(Cancelled), record_run(store, "demo") as cancelled:
+        raise Cancelled("stop")
+    assert store.get("runs", cancelled.run_id)["status"] == "cancelled"
+
+    with pytest.raises(ZeroDivisionError), record_run(store, "demo") as failed:
+        1 / 0  # noqa: B018
+    row = store.get("runs", failed.run_id)
+    assert row["status"] == "failed"
+    assert "ZeroDivisionError" in row["message"]
+
+
+def test_reopened_store_sees_rows(tmp_path):
+    from store import open_store
+
+    first = open_store(tmp_path / "s")
+    first.insert_new("captions", [caption_row("f", "persisted")])
+    second = open_store(tmp_path / "s")
+    assert second.count("captions") == 1
