@@ -108,7 +108,14 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def _register_subcommands() -> None:
     """Command groups live beside the code they drive; each module adds itself to `app`."""
-    from microvqa_tui import cli_store  # noqa: F401
+    import importlib
+
+    for module in ("cli_store", "cli_run", "cli_ingest", "cli_models", "cli_dataset"):
+        try:
+            importlib.import_module(f"microvqa_tui.{module}")
+        except ModuleNotFoundError as exc:  # a command group not in this build
+            if exc.name != f"microvqa_tui.{module}":
+                raise
 
 
 def main() -> None:

@@ -1,0 +1,61 @@
+"""`microvqa run STEP`: run one pipeline step on the store with a progress bar."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from microvqa_tui.cli import JsonFlag, app, console, emit_json, state
+from microvqa_tui.cli_progress import RichProgress
+from microvqa_tui.pipeline.steps import STEPS, run_step
+from microvqa_tui.progress import CancelToken
+
+STEP_HELP = "; ".join(f"{s.name}: {s.description}" for s in STEPS)
+
+
+@app.command("run")
+def run_command(
+    step: Annotated[str, typer.Argument(help=f"The step to run. {STEP_HELP}")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Run one pipeline step; a re-run resumes where the last one stopped."""
+    from store import open_store
+
+    settings = state.settings()
+    store = open_store(settings.store)
+    progress = RichProgress(console, enabled=not as_json)
+    cancel = CancelToken()
+    with progress.running():
+        try:
+            report = run_step(step, store, settings, progress=progress, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.cancel()
+            raise
+    summary = report.to_dict()
+    if as_json:
+        emit_json(summary)
+        return
+    print_summary(f"{step} finished", summary)
+
+
+def print_summary(title: str, summary: dict) -> None:
+    """A report dict as tables: scalars in one, each nested mapping in its own."""
+    table = Table("", "", title=title, show_header=False)
+    nested: dict[str, dict] = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            nested[key] = value
+        elif isinstance(value, list):
+            table.add_row(key, f"{len(value)} items")
+        else:
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+    for key, mapping in nested.items():
+        if not mapping:
+            continue
+        sub = Table(key, "value")
+        for name, value in mapping.items():
+            sub.add_row(str(name), f"{value:,}" if isinstance(value, int) else str(value))
+        console.print(sub)
