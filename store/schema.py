@@ -187,6 +187,43 @@ class Quarantine(LanceModel):
     run_id: str = ""
 
 
+# Duplicate-group decisions (DupGroup.decision).
+DUP_PENDING = "pending"  # proposed by `microvqa dedup`; nothing changed yet
+DUP_RESOLVED = "resolved"  # a person or a policy kept the keeper and rejected the others
+DUP_DISMISSED = "dismissed"  # a person said the members are not duplicates
+DUP_SUPERSEDED = "superseded"  # a later run regrouped these members; kept for the audit trail
+DUP_KINDS = ("image", "caption", "question")
+
+
+class DupGroup(LanceModel):
+    """A group of near-duplicate items found by `microvqa dedup`; nothing is deleted.
+
+    `member_ids` are figure ids (kind image), caption ids (caption) or mcq ids (question);
+    `similarities[i]` is member i's similarity to the keeper (1.0 for the keeper itself).
+    The group id is content-addressed from kind and members, so re-running dedup keeps the
+    decisions already taken on an unchanged group.
+    """
+
+    group_id: str  # text_id("dup", kind, *sorted(member_ids))
+    kind: str  # image | caption | question
+    member_ids: list[str]
+    similarities: list[float]
+    size: int
+    method: str  # clip | phash | minilm | tfidf (what found the links)
+    threshold: float
+    max_similarity: float = 0.0  # strongest link inside the group
+    min_similarity: float = 0.0  # weakest link that joined the group
+    keeper_id: str
+    keeper_reason: str = ""
+    decision: str = DUP_PENDING  # pending | resolved | dismissed | superseded
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    external_ids: list[str] = []  # members living in another store (`dedup --against`)
+    links_json: str = "[]"  # [[member_a, member_b, similarity], ...] that formed the group
+    created_at: datetime
+    run_id: str = ""
+
+
 TABLES: dict[str, tuple[type[LanceModel], str]] = {
     "figures": (Figure, "figure_id"),
     "captions": (Caption, "caption_id"),
@@ -197,6 +234,7 @@ TABLES: dict[str, tuple[type[LanceModel], str]] = {
     "decisions": (Decision, "decision_id"),
     "runs": (Run, "run_id"),
     "quarantine": (Quarantine, "quarantine_id"),
+    "dup_groups": (DupGroup, "group_id"),
 }
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from microvqa_tui.config import Settings
 from microvqa_tui.errors import PipelineError
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from store import Store
+
+if TYPE_CHECKING:  # the store pulls in lancedb: not needed to list the steps
+    from store import Store
 
 
 class StepReport(Protocol):
