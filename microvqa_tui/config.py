@@ -81,6 +81,11 @@ class ModelSettings(Section):
     )
     vlm: str = Field("", description="Vision LLM GGUF file (e.g. Qwen2.5-VL); empty = none.")
     vlm_mmproj: str = Field("", description="Multimodal projector GGUF for the vision LLM.")
+    vlm_chat_handler: str = Field(
+        "auto",
+        description="llama-cpp-python vision chat handler: auto (by file name, else mtmd = "
+        "the GGUF's chat template), qwen2.5-vl, llava-1.5, llava-1.6, minicpm-v-2.6, moondream.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto = CUDA when available, else CPU."
     )
@@ -88,6 +93,9 @@ class ModelSettings(Section):
     llm_context: int = Field(4096, ge=256, description="LLM context window (tokens).")
     llm_gpu_layers: int = Field(
         -1, description="Layers offloaded to the GPU (-1 = all, when CUDA)."
+    )
+    llm_threads: int = Field(
+        0, ge=0, description="llama.cpp generation threads; 0 = the physical CPU cores."
     )
     llm_timeout_s: float = Field(120.0, gt=0, description="Per-call generation timeout.")
     llm_retries: int = Field(2, ge=0, description="Retries when a generation fails to parse.")

@@ -200,6 +200,7 @@ class DupGroup(LanceModel):
 
     `member_ids` are figure ids (kind image), caption ids (caption) or mcq ids (question);
     `similarities[i]` is member i's similarity to the keeper (1.0 for the keeper itself).
+    Members from another store (`dedup --against`) appear as `ext:<id>`.
     The group id is content-addressed from kind and members, so re-running dedup keeps the
     decisions already taken on an unchanged group.
     """
@@ -218,7 +219,8 @@ class DupGroup(LanceModel):
     decision: str = DUP_PENDING  # pending | resolved | dismissed | superseded
     decided_by: str = ""
     decided_at: datetime | None = None
-    external_ids: list[str] = []  # members living in another store (`dedup --against`)
+    # members from another store (`dedup --against`), also listed in member_ids as ext:<id>
+    external_ids: list[str] = Field(default_factory=list)
     links_json: str = "[]"  # [[member_a, member_b, similarity], ...] that formed the group
     created_at: datetime
     run_id: str = ""

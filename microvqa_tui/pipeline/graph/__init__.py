@@ -1,0 +1,40 @@
+"""HiCQA-Graph: a heterogeneous image-caption-QA graph whose GNN scores each QA's consistency
+with its figure and caption, trained on weak labels, synthetic negatives and human decisions.
+
+Modules: `inputs` (plain arrays), `knn`, `build` (HeteroData), `weak_labels`, `corrupt`,
+`model`, `train`, `filter`, `pipeline` (all of it on arrays), `run` (the store adapter),
+`settings`, `synthetic` (a planted data set for tests and benchmarks).
+
+Importing this package is cheap: torch and PyG load when a name below is first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from microvqa_tui.pipeline.graph.settings import GraphSettings
+
+_LAZY = {
+    "GraphInputs": "inputs",
+    "SignalTable": "inputs",
+    "Embeddings": "inputs",
+    "build_graph": "build",
+    "HiCQAGraph": "build",
+    "make_targets": "weak_labels",
+    "HiCQAGNN": "model",
+    "evaluate": "train",
+    "filter_scores": "filter",
+    "fit_and_filter": "pipeline",
+    "run_graph": "run",
+    "GraphReport": "run",
+}
+
+__all__ = ["GraphSettings", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,24 @@
+"""Selection after stage 3: shortcut removal (RefineBot-like), Bloom levels, reasoning-quality
+checks (MMFineReason-like), difficulty-aware selection, and the selection funnel.
+
+`run_select` is the pipeline step (`microvqa run select`); `SelectSettings` is its settings
+section (`select`); `funnel.funnel_rows(store)` gives the funnel for the CLI and the TUI.
+Importing this package loads no model and no store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from microvqa_tui.pipeline.select.settings import SelectSettings
+
+if TYPE_CHECKING:
+    from microvqa_tui.pipeline.select.run import SelectReport
+
+__all__ = ["SelectSettings", "run_select"]
+
+
+def run_select(store, settings, *, progress=None, cancel=None, llm: Any = None) -> SelectReport:
+    from microvqa_tui.pipeline.select.run import run_select as run
+
+    return run(store, settings, progress=progress, cancel=cancel, llm=llm)

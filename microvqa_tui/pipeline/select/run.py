@@ -1,0 +1,482 @@
+"""The selection step: reasoning checks, shortcut removal, Bloom levels, difficulty, policy.
+
+For each MCQ not yet checked with the current settings, model and prompts:
+1. reasoning checks on the CoT (no model); a failing CoT is written once more, then the item
+   is held out with the reason;
+2. image-free test and RefineBot-like rewrites; an item still answerable is flagged;
+3. Bloom level (LLM few-shot + verb rule);
+4. difficulty: pass rate of a small model over k answers, and its tier.
+The results are stored on the row (and in params_json["select"]), so a re-run resumes and
+only the policy is recomputed. Then the selection policy keeps or holds out the surviving
+items, and the funnel (every stage and check: entered, passed, held out, why) goes into the
+report and the run record, with the policy and its counts.
+
+Only MCQs no person has reviewed are touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.pipeline.select.answering import pass_rate
+from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS, bloom_schema, combine, parse_llm
+from microvqa_tui.pipeline.select.difficulty import PolicyOutcome, apply_policy, tier
+from microvqa_tui.pipeline.select.funnel import FunnelRow, reason_code
+from microvqa_tui.pipeline.select.reasoning import check_cot
+from microvqa_tui.pipeline.select.settings import SelectSettings
+from microvqa_tui.pipeline.select.shortcut import ShortcutRemover
+from microvqa_tui.pipeline.stage3 import prompts
+from microvqa_tui.pipeline.stage3.cot import (
+    answer_line,
+    final_answer_text,
+    match_option,
+    with_final_answer,
+)
+from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
+from microvqa_tui.pipeline.stage3.generate import all_rows, item_seed
+from microvqa_tui.pipeline.stage3.layout import mcq_captions
+from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
+from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
+from microvqa_tui.pipeline.step import section
+from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from store import Store
+from store.schema import (
+    REVIEW_UNREVIEWED,
+    STATUS_FLAGGED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+    STATUS_PENDING,
+)
+
+STEP = "select"
+KEY = "select"
+TEMPLATES = {
+    "answer": "answer_image_free.md",
+    "difficulty": "answer_difficulty.md",
+    "rewrite": "refine_rewrite.md",
+    "check": "refine_check.md",
+    "bloom": "bloom_classify.md",
+    "cot": prompts.COT_TEMPLATE,
+}
+# Settings that change no per-item result (only the policy or the tiers, recomputed anyway).
+UNVERSIONED = {"policy", "hardest_fraction", "never_max", "always_min", "limit", "batch_size"}
+SURVIVOR, HELD, FLAGGED = "survivor", "held_out", "flagged"
+
+
+def params_of(row: dict) -> dict[str, Any]:
+    try:
+        value = json.loads(row.get("params_json") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def select_version(cfg: SelectSettings, model: str, templates: dict) -> str:
+    relevant = cfg.model_dump(mode="json", exclude=UNVERSIONED | {"prompt_dir"})
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
+    digest.update(model.encode())
+    for name in sorted(templates):
+        digest.update(templates[name].text.encode())
+    return digest.hexdigest()[:12]
+
+
+def managed_rows(store: Store, include_imported: bool = False) -> list[dict]:
+    """Unreviewed MCQs the step works on: pending ones, and those it decided before."""
+    where = f"review = '{REVIEW_UNREVIEWED}'"
+    if not include_imported:
+        where += f" AND origin = '{STAGE3_ORIGIN}'"
+    rows = all_rows(store, "mcqs", where, None)  # type: ignore[arg-type]
+    out = []
+    for row in rows:
+        if row["status"] == STATUS_PENDING or (
+            KEY in params_of(row) and not row["reason"].startswith("superseded")
+        ):
+            out.append(row)
+    out.sort(key=lambda r: r["mcq_id"])
+    return out
+
+
+# ---------------------------------------------------------------------------- one item
+class Checker:
+    def __init__(self, llm: MeteredLLM, cfg: SelectSettings, templates: dict, version: str):
+        self.llm, self.cfg, self.t, self.version = llm, cfg, templates, version
+        self.cot_instructions = "\n".join(templates["cot"].sections.values())
+        self.remover = ShortcutRemover(
+            llm, cfg, templates["answer"], templates["rewrite"], templates["check"]
+        )
+
+    def check(self, row: dict, caption: str) -> dict:
+        """Check one MCQ row in place; returns the per-item result stored in params."""
+        cfg = self.cfg
+        result: dict[str, Any] = {"version": self.version, "outcome": SURVIVOR}
+        if cfg.reasoning_checks:
+            reasoning = self.reasoning(row, caption)
+            result["reasoning"] = reasoning
+            if not reasoning["passed"]:
+                result["outcome"] = HELD
+                row["status"] = STATUS_HELD_OUT
+                row["reason"] = reasoning["reason"]
+                return result
+        if cfg.shortcut_removal:
+            shortcut = self.remover.run(row)
+            info = shortcut.as_dict()
+            if shortcut.rewritten:
+                info["original"] = {"question": row["question"], "choices": row["choices"]}
+                row["question"], row["choices"] = shortcut.question, shortcut.choices
+                row["cot"] = with_final_answer(row["cot"], row["correct_index"], row["choices"])
+            row["image_free_pass_rate"] = round(shortcut.rate, 4)
+            result["shortcut"] = info
+            if shortcut.answerable:
+                result["outcome"] = FLAGGED
+                row["status"] = STATUS_FLAGGED
+                rewrites = len(shortcut.rounds)
+                row["reason"] = (
+                    f"image_free_answerable: a text-only model chose the answer in "
+                    f"{shortcut.rate:.0%} of {cfg.image_free_attempts} tries without the image "
+                    f"(threshold {cfg.image_free_threshold:.0%}) after {rewrites} rewrite(s)"
+                )
+        if cfg.bloom:
+            bloom = self.bloom(row)
+            row["bloom_level"], row["bloom_confidence"] = bloom.level, round(bloom.confidence, 3)
+            result["bloom"] = bloom.as_dict()
+        if cfg.difficulty:
+            rate = self.difficulty(row, caption)
+            row["pass_rate"] = round(rate.rate, 4)
+            result["difficulty"] = rate.as_dict()
+        if result["outcome"] == SURVIVOR:
+            row["status"], row["reason"] = STATUS_KEPT, ""
+        return result
+
+    def reasoning(self, row: dict, caption: str) -> dict[str, Any]:
+        cfg = self.cfg
+        failures = check_cot(row["cot"], row["choices"], row["correct_index"], cfg)
+        info: dict[str, Any] = {"failures": [f.text() for f in failures], "regenerated": False}
+        if failures and cfg.regenerate_cot:
+            info["regenerated"] = True
+            new_cot = self.regenerate_cot(row, caption, failures[0].text())
+            if new_cot is None:
+                info["regeneration"] = (
+                    "the model gave no usable CoT (unparsable or a copy of the prompt)"
+                )
+            else:
+                again = check_cot(new_cot, row["choices"], row["correct_index"], cfg)
+                info["regeneration_failures"] = [f.text() for f in again]
+                if not again:
+                    info["original_cot"] = row["cot"]
+                    row["cot"] = new_cot
+                failures = again
+        info["passed"] = not failures
+        if failures:
+            info["reason"] = info["failures"][0]
+            if info["regenerated"]:
+                again = info.get("regeneration_failures") or [info.get("regeneration", "")]
+                info["reason"] += f"; the regenerated CoT failed too ({again[0]})"
+        return info
+
+    def regenerate_cot(self, row: dict, caption: str, problem: str) -> str | None:
+        choices, correct = row["choices"], row["correct_index"]
+        reply = self.llm.ask(
+            self.t["cot"].messages(
+                {
+                    "caption": caption[:1200],
+                    "question": row["question"],
+                    "options": prompts.options_block(choices),
+                    "answer": answer_line(correct, choices).removeprefix("Answer: "),
+                    "problem": problem,
+                }
+            ),
+            prompts.cot_schema(choices),
+            purpose="cot",
+            temperature=0.5,
+            seed=item_seed(self.cfg.seed, f"cot:{row['mcq_id']}", 1),
+            max_tokens=self.cfg.cot_max_tokens,
+        )
+        if not reply.ok or not isinstance(reply.data, dict):
+            return None
+        if echoed_field(reply.data, self.cot_instructions):
+            return None  # the model copied the prompt's instructions
+        cot = assemble_cot(reply.data)
+        if not cot:
+            return None
+        named = final_answer_text(cot)
+        if named and match_option(named, choices) == correct:
+            cot = with_final_answer(cot, correct, choices)
+        return cot
+
+    def bloom(self, row: dict):
+        cfg = self.cfg
+        task = row.get("task_str", "")
+        llm_result, note = None, ""
+        if cfg.bloom_use_llm:
+            reply = self.llm.ask(
+                self.t["bloom"].messages({"question": row["question"], "task_type": task}),
+                bloom_schema(),
+                purpose="bloom",
+                temperature=0.0,
+                seed=item_seed(cfg.seed, f"bloom:{row['mcq_id']}", 0),
+                max_tokens=24,
+            )
+            llm_result = parse_llm(reply.data) if reply.ok else None
+            if llm_result is None:
+                note = f"classifier reply unusable: {reply.message or reply.raw[:120]}"
+        return combine(
+            row["question"],
+            task,
+            llm_result,
+            disagreement=cfg.bloom_disagreement,
+            penalty=cfg.bloom_confidence_penalty,
+            llm_note=note,
+        )
+
+    def difficulty(self, row: dict, caption: str):
+        cfg = self.cfg
+        context = ""
+        if cfg.difficulty_context == "caption" and caption:
+            context = f"Figure caption: {caption[:1200]}\n"
+        return pass_rate(
+            self.llm,
+            self.t["difficulty"],
+            question=row["question"],
+            choices=row["choices"],
+            correct_index=row["correct_index"],
+            attempts=cfg.difficulty_attempts,
+            temperature=cfg.difficulty_temperature,
+            seed=cfg.seed,
+            key=row["mcq_id"],
+            purpose="difficulty",
+            shuffle=cfg.shuffle_options,
+            extra={"context": context},
+            max_tokens=cfg.answer_max_tokens,
+        )
+
+
+# ---------------------------------------------------------------------------- report
+@dataclass
+class SelectReport:
+    run_id: str = ""
+    model: str = ""
+    version: str = ""
+    managed: int = 0
+    checked: int = 0
+    already_checked: int = 0
+    waiting: int = 0
+    kept: int = 0
+    held_out: int = 0
+    flagged: int = 0
+    rewritten: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    bloom: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = field(default_factory=dict)
+    selection_policy: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    outside_model_share: float = 0.0
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- the step
+def run_select(
+    store: Store,
+    settings: Any,
+    *,
+    progress: ProgressReporter | None = None,
+    cancel: CancelToken | None = None,
+    llm: JsonLLM | None = None,
+) -> SelectReport:
+    clock = time.perf_counter()
+    cfg = section(settings, "select", SelectSettings)
+    progress = progress or NullProgress()
+    cancel = cancel or CancelToken()
+    templates = {name: prompts.load(file, cfg.prompt_dir) for name, file in TEMPLATES.items()}
+    rows = managed_rows(store, cfg.include_imported)
+    report = SelectReport(managed=len(rows))
+    needs_model = (cfg.reasoning_checks and cfg.regenerate_cot) or cfg.shortcut_removal
+    needs_model = needs_model or (cfg.bloom and cfg.bloom_use_llm) or cfg.difficulty
+    if llm is None and needs_model and rows:
+        llm = resolve_llm(settings, "llm")
+    metered = MeteredLLM(llm if llm is not None else NoModel())
+    version = select_version(cfg, metered.name, templates)
+    report.model, report.version = metered.name, version
+    todo = [r for r in rows if params_of(r).get(KEY, {}).get("version") != version]
+    report.already_checked = len(rows) - len(todo)
+    if cfg.limit is not None:
+        report.waiting = max(0, len(todo) - cfg.limit)
+        todo = todo[: cfg.limit]
+    checker = Checker(metered, cfg, templates, version)
+    captions = mcq_captions(store, todo) if todo else {}
+
+    with record_run(store, STEP, config=cfg.model_dump(mode="json")) as record:
+        report.run_id = record.run_id
+        record.models = {"llm": metered.name, "select_version": version}
+        progress.start("Selection · checks", len(todo))
+        try:
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                done: list[dict] = []
+                try:
+                    for row in batch:
+                        cancel.check()
+                        result = checker.check(row, captions.get(row["mcq_id"], ""))
+                        params = params_of(row)
+                        params[KEY] = result
+                        row["params_json"] = json.dumps(params, ensure_ascii=False)
+                        row["difficulty_tier"] = tier(row.get("pass_rate"), cfg)
+                        row["run_id"] = record.run_id
+                        done.append(row)
+                        report.checked += 1
+                        if row["status"] != STATUS_KEPT:
+                            progress.log(
+                                f"MCQ {row['mcq_id'][:8]}: {row['status']} ({row['reason']})"
+                            )
+                        progress.advance()
+                finally:
+                    if done:
+                        store.upsert("mcqs", done)
+            progress.start("Selection · policy", None)
+            outcome = apply_and_write_policy(store, cfg, version, record.run_id)
+        finally:
+            report.llm = metered.meter.as_dict()
+        final = managed_rows(store, cfg.include_imported)
+        fill_report(report, final, version, outcome, cfg)
+        report.seconds = round(time.perf_counter() - clock, 3)
+        if report.seconds > 0:
+            share = 1 - metered.meter.model_seconds / report.seconds
+            report.outside_model_share = round(max(0.0, share), 4)
+        record.counts = {
+            k: v for k, v in report.to_dict().items() if k not in ("run_id", "model", "version")
+        }
+    return report
+
+
+def apply_and_write_policy(
+    store: Store, cfg: SelectSettings, version: str, run_id: str
+) -> PolicyOutcome:
+    """Apply the policy to every surviving item of this version and write what changed."""
+    rows = managed_rows(store, cfg.include_imported)
+    current = [r for r in rows if params_of(r).get(KEY, {}).get("version") == version]
+    survivors = {
+        r["mcq_id"]: r["pass_rate"] for r in current if params_of(r)[KEY].get("outcome") == SURVIVOR
+    }
+    outcome = apply_policy(survivors, cfg)
+    kept = set(outcome.kept)
+    changed = []
+    for row in current:
+        before = (row["status"], row["reason"], row["difficulty_tier"])
+        row["difficulty_tier"] = tier(row["pass_rate"], cfg)
+        if row["mcq_id"] in kept:
+            row["status"], row["reason"] = STATUS_KEPT, ""
+        elif row["mcq_id"] in outcome.held_out:
+            row["status"], row["reason"] = STATUS_HELD_OUT, outcome.held_out[row["mcq_id"]]
+        if (row["status"], row["reason"], row["difficulty_tier"]) != before:
+            changed.append(row)
+    if changed:
+        store.upsert("mcqs", changed)
+    return outcome
+
+
+def fill_report(
+    report: SelectReport,
+    rows: list[dict],
+    version: str,
+    outcome: PolicyOutcome,
+    cfg: SelectSettings,
+) -> None:
+    current = [r for r in rows if params_of(r).get(KEY, {}).get("version") == version]
+    results = [params_of(r)[KEY] for r in current]
+    report.kept = sum(r["status"] == STATUS_KEPT for r in current)
+    report.held_out = sum(r["status"] == STATUS_HELD_OUT for r in current)
+    report.flagged = sum(r["status"] == STATUS_FLAGGED for r in current)
+    report.reasons = dict(
+        Counter(reason_code(r["reason"]) for r in current if r["status"] != STATUS_KEPT)
+    )
+    report.rewritten = sum(bool(x.get("shortcut", {}).get("rewritten")) for x in results)
+    report.bloom = {
+        f"{level} {BLOOM_LEVELS[level]}": sum(r["bloom_level"] == level for r in current)
+        for level in BLOOM_LEVELS
+    }
+    report.tiers = dict(Counter(r["difficulty_tier"] or "unmeasured" for r in current))
+    report.selection_policy = outcome.counts()
+    report.funnel = [row.as_dict() for row in funnel_from(current, results, outcome, cfg)]
+
+
+def funnel_from(
+    rows: list[dict], results: list[dict], outcome: PolicyOutcome, cfg: SelectSettings
+) -> list[FunnelRow]:
+    """The select stage's funnel over every item checked with the current version."""
+    funnel = []
+    reasoning = FunnelRow(STEP, "reasoning", entered=len(rows))
+    regenerated = fixed = 0
+    for result in results:
+        info = result.get("reasoning")
+        if info is None or info["passed"]:
+            reasoning.passed += 1
+        else:
+            reasoning.hold(reason_code(info["reason"]))
+        if info and info.get("regenerated"):
+            regenerated += 1
+            fixed += bool(info["passed"])
+    reasoning.note = (
+        f"{regenerated} CoTs regenerated, {fixed} fixed by it"
+        if cfg.reasoning_checks
+        else "disabled"
+    )
+    funnel.append(reasoning)
+    checked = [x for x in results if x.get("outcome") != HELD]
+    shortcut = FunnelRow(STEP, "shortcut", entered=len(checked))
+    for result in checked:
+        info = result.get("shortcut")
+        if info and info["answerable"]:
+            shortcut.hold("image_free_answerable")
+        else:
+            shortcut.passed += 1
+    rewrites = [x["shortcut"] for x in checked if x.get("shortcut")]
+    shortcut.note = (
+        f"flagged, not dropped; {sum(bool(s['rounds']) for s in rewrites)} tested answerable, "
+        f"{sum(s['rewritten'] for s in rewrites)} rewritten"
+        if cfg.shortcut_removal
+        else "disabled"
+    )
+    funnel.append(shortcut)
+    bloom = FunnelRow(STEP, "bloom", entered=len(checked), passed=len(checked))
+    infos = [x["bloom"] for x in checked if x.get("bloom")]
+    levels = Counter(i["level"] for i in infos)
+    bloom.note = (
+        "levels "
+        + " ".join(f"{lv}:{levels.get(lv, 0)}" for lv in BLOOM_LEVELS)
+        + f"; rule fallback {sum(i['source'] == 'rule' for i in infos)}"
+        + f"; LLM/rule disagreements {sum(bool(i['notes']) and i['source'] == 'llm' for i in infos)}"
+        if cfg.bloom
+        else "disabled"
+    )
+    funnel.append(bloom)
+    difficulty = FunnelRow(STEP, "difficulty", entered=len(checked), passed=len(checked))
+    tiers = Counter(
+        tier(r["pass_rate"], cfg) or "unmeasured"
+        for r, x in zip(rows, results, strict=True)
+        if x.get("outcome") != HELD
+    )
+    difficulty.note = (
+        "tiers " + ", ".join(f"{t}: {n}" for t, n in sorted(tiers.items()))
+        if cfg.difficulty
+        else "disabled"
+    )
+    funnel.append(difficulty)
+    policy = FunnelRow(
+        STEP, f"policy:{outcome.policy}", entered=len(outcome.kept) + len(outcome.held_out)
+    )
+    policy.passed = len(outcome.kept)
+    for reason in outcome.held_out.values():
+        policy.hold(reason_code(reason))
+    if outcome.fraction is not None:
+        policy.note = f"keep the hardest {outcome.fraction:.0%}"
+    funnel.append(policy)
+    return funnel

@@ -1,0 +1,497 @@
+"""Stage 3: kept QA pairs -> multiple-choice questions with a chain of thought.
+
+For each QA the model writes a question, `n_choices` options, the correct one, a CoT and
+the task type (JSON constrained to a schema). The item is checked (`validate.py`); a failed
+attempt goes to quarantine with its reason and the raw output, and the QA is tried again,
+at most `mcq.max_attempts` times. The correct option is then moved to a balanced position
+(`positions.py`) and the CoT's final line rewritten to the new letter.
+
+Resumable: a QA that already has an MCQ (or exhausted its attempts) for the current prompt
+and model version is skipped. MCQ ids are content-addressed over qa_id + question + choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.pipeline.select.funnel import FunnelRow
+from microvqa_tui.pipeline.stage3 import prompts
+from microvqa_tui.pipeline.stage3.cot import (
+    final_answer_text,
+    letter,
+    match_option,
+    with_final_answer,
+)
+from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
+from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
+from microvqa_tui.pipeline.stage3.settings import MCQSettings
+from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
+from microvqa_tui.pipeline.step import section
+from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from store import Store, text_id
+from store.queries import in_list, quote
+from store.schema import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING, utcnow
+
+STAGE = "mcq"
+ORIGIN = "stage3"
+PAYLOAD_CHARS = 4000
+QA_COLUMNS = ["qa_id", "figure_id", "caption_id", "question", "answer", "task_type", "status"]
+
+
+def item_seed(seed: int, key: str, attempt: int) -> int:
+    """A sampling seed per (item, attempt): stable across runs and machines."""
+    digest = hashlib.sha256(f"{seed}:{key}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def all_rows(store: Store, table: str, where: str | None, columns: list[str]) -> list[dict]:
+    total = store.count(table, where)
+    if not total:
+        return []
+    return store.page(table, where=where, columns=columns, limit=total)
+
+
+# ---------------------------------------------------------------------------- inputs
+def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
+    """(QAs to turn into MCQs, which statuses were used, a note for the report)."""
+    judged = store.count("qas", f"status IN ('{STATUS_KEPT}', '{STATUS_HELD_OUT}')")
+    note = ""
+    if cfg.qa_source == "kept" or (cfg.qa_source == "auto" and judged):
+        statuses = [STATUS_KEPT]
+        if not judged:
+            note = (
+                "no QA has been judged by the graph step yet, so no QA is kept: run "
+                "`microvqa run graph`, or set mcq.qa_source=auto to use pending QAs"
+            )
+    elif cfg.qa_source == "auto":
+        statuses = [STATUS_PENDING]
+        note = (
+            "the graph step has not judged any QA yet: MCQs were made from pending (unfiltered) "
+            "QAs; run the graph step and set mcq.qa_source=kept for a filtered dataset"
+        )
+    else:
+        statuses = [STATUS_KEPT, STATUS_PENDING]
+        note = "pending (unfiltered) QAs were used along with the kept ones (mcq.qa_source)"
+    qas = all_rows(store, "qas", in_list("status", statuses), QA_COLUMNS)
+    qas.sort(key=lambda r: r["qa_id"])
+    return qas, "+".join(statuses), note
+
+
+def caption_texts(store: Store, qas: list[dict]) -> dict[str, str]:
+    """Caption text per qa_id (by the QA's caption_id, else the figure's first caption)."""
+    by_id = {
+        r["caption_id"]: r["text"]
+        for r in store.get_many(
+            "captions",
+            sorted({q["caption_id"] for q in qas if q["caption_id"]}),
+            columns=["caption_id", "text"],
+        )
+    }
+    missing = sorted({q["figure_id"] for q in qas if q["caption_id"] not in by_id})
+    by_figure: dict[str, str] = {}
+    if missing:
+        for row in all_rows(
+            store, "captions", in_list("figure_id", missing), ["figure_id", "caption_id", "text"]
+        ):
+            by_figure.setdefault(row["figure_id"], row["text"])
+    return {
+        q["qa_id"]: by_id.get(q["caption_id"]) or by_figure.get(q["figure_id"], "") for q in qas
+    }
+
+
+def figure_images(store: Store, qas: list[dict]) -> dict[str, bytes]:
+    """Image bytes per figure (stored bytes, else the original file) for a vision model."""
+    from pathlib import Path
+
+    out: dict[str, bytes] = {}
+    ids = sorted({q["figure_id"] for q in qas})
+    for row in store.get_many("figures", ids, columns=["figure_id", "image_bytes", "image_path"]):
+        data = row["image_bytes"]
+        if not data and row["image_path"] and Path(row["image_path"]).is_file():
+            data = Path(row["image_path"]).read_bytes()
+        if data:
+            out[row["figure_id"]] = data
+    return out
+
+
+def mcq_version(template: prompts.PromptTemplate, model: str, cfg: MCQSettings) -> str:
+    """Prompt text + model + what shapes the reply: a change makes every MCQ again."""
+    return template.version(
+        f"{model}|choices={cfg.n_choices}|pin={cfg.pin_answer}|schema={prompts.SCHEMA_VERSION}"
+    )
+
+
+# ---------------------------------------------------------------------------- one QA
+@dataclass
+class AttemptFailure:
+    attempt: int
+    reason: str
+    detail: str
+    raw: str
+
+
+@dataclass
+class Outcome:
+    draft: Draft | None
+    attempts: int
+    failures: list[AttemptFailure]
+    temperature: float = 0.0
+    seed: int = 0
+
+
+class MCQGenerator:
+    """Writes one MCQ for one QA with at most `max_attempts` model calls."""
+
+    def __init__(self, llm: MeteredLLM, cfg: MCQSettings, template: prompts.PromptTemplate):
+        self.llm, self.cfg, self.template = llm, cfg, template
+        self.instructions = "\n".join(template.sections.values())
+
+    def messages(self, qa: dict, caption: str) -> list[dict[str, str]]:
+        caption = caption[: self.cfg.max_caption_chars]
+        return self.template.messages(
+            {
+                "caption": caption,
+                "question": qa["question"],
+                "answer": qa["answer"],
+                "task_type": qa["task_type"],
+                "n_choices": self.cfg.n_choices,
+                "n_distractors": self.cfg.n_choices - 1,
+            }
+        )
+
+    def generate(self, qa: dict, caption: str, image: bytes | None = None) -> Outcome:
+        cfg = self.cfg
+        messages = self.messages(qa, caption)
+        schema = prompts.generation_schema(
+            cfg.n_choices, qa["answer"].strip() if cfg.pin_answer else None
+        )
+        failures: list[AttemptFailure] = []
+        for attempt in range(1, cfg.max_attempts + 1):
+            temperature = cfg.temperature + cfg.retry_temperature_step * (attempt - 1)
+            seed = item_seed(cfg.seed, qa["qa_id"], attempt)
+            reply = self.llm.ask(
+                messages,
+                schema,
+                purpose="mcq",
+                temperature=temperature,
+                seed=seed,
+                max_tokens=cfg.max_tokens,
+                images=[image] if image else None,
+                repeat_penalty=cfg.repeat_penalty,
+            )
+            if not reply.ok:
+                result: Draft | Failure = Failure(
+                    "unparsable" if reply.error == "unparsable" else "generation_failed",
+                    reply.message or "the model's reply is not the JSON asked for",
+                )
+            else:
+                result = check_generation(
+                    reply.data,
+                    n_choices=cfg.n_choices,
+                    qa_answer=qa["answer"],
+                    qa_task=qa["task_type"],
+                    max_length_ratio=cfg.max_length_ratio,
+                    instructions=self.instructions,
+                )
+            if isinstance(result, Draft):
+                return Outcome(result, attempt, failures, temperature, seed)
+            failures.append(AttemptFailure(attempt, result.reason, result.detail, reply.raw))
+        return Outcome(None, cfg.max_attempts, failures)
+
+
+def finalize(draft: Draft, position: int) -> tuple[list[str], str]:
+    """(choices with the answer at `position`, CoT whose final line names the new letter)."""
+    choices = place(draft.answer, draft.distractors, position)
+    cot = draft.cot
+    named = final_answer_text(cot)
+    if named and match_option(named, draft.options) == draft.answer_index:
+        cot = with_final_answer(cot, position, choices)
+    return choices, cot
+
+
+# ---------------------------------------------------------------------------- report
+@dataclass
+class MCQReport:
+    run_id: str = ""
+    model: str = ""
+    prompt_version: str = ""
+    qa_source: str = ""
+    note: str = ""
+    eligible: int = 0
+    skipped_existing: int = 0
+    skipped_quarantined: int = 0
+    processed: int = 0
+    generated: int = 0
+    held_out: int = 0
+    attempts: int = 0
+    failed_attempts: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # final reason per held-out QA
+    attempt_reasons: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    llm: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    outside_model_share: float = 0.0
+    mcqs_per_minute: float = 0.0
+    tokens_per_second: float = 0.0
+    funnel: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- the step
+def run_mcq(
+    store: Store,
+    settings: Any,
+    *,
+    progress: ProgressReporter | None = None,
+    cancel: CancelToken | None = None,
+    llm: JsonLLM | None = None,
+) -> MCQReport:
+    """Generate MCQs for the kept QAs that have none yet for the current prompt and model."""
+    clock = time.perf_counter()
+    cfg = section(settings, "mcq", MCQSettings)
+    progress = progress or NullProgress()
+    cancel = cancel or CancelToken()
+    template = prompts.load(prompts.GENERATE_TEMPLATE, cfg.prompt_dir)
+    qas, statuses, note = select_qas(store, cfg)
+    report = MCQReport(qa_source=statuses, note=note, eligible=len(qas))
+    if note:
+        progress.log(note)
+    if llm is None:  # nothing to do needs no model (and no model download hint)
+        llm = resolve_llm(settings, cfg.model_role) if qas else NoModel()
+    metered = MeteredLLM(llm)
+    version = mcq_version(template, metered.name, cfg)
+    report.model, report.prompt_version = metered.name, version
+
+    existing = all_rows(
+        store,
+        "mcqs",
+        f"origin = {quote(ORIGIN)}",
+        ["mcq_id", "qa_id", "params_json", "choices", "correct_index", "review"],
+    )
+    done: set[str] = set()
+    stale: dict[str, list[str]] = {}
+    position_history: list[int] = []
+    for row in existing:
+        params = json.loads(row["params_json"] or "{}")
+        current = params.get("prompt_version") == version
+        if current:
+            done.add(row["qa_id"])
+        elif row["review"] == "unreviewed":
+            stale.setdefault(row["qa_id"], []).append(row["mcq_id"])
+            continue  # superseded once regenerated: its position no longer counts
+        if len(row["choices"]) == cfg.n_choices:
+            position_history.append(row["correct_index"])
+    failed = failed_qas(store, version)
+    todo = []
+    for qa in qas:
+        if qa["qa_id"] in done:
+            report.skipped_existing += 1
+        elif qa["qa_id"] in failed and not cfg.retry_quarantined:
+            report.skipped_quarantined += 1
+        else:
+            todo.append(qa)
+    if cfg.limit is not None:
+        todo = todo[: cfg.limit]
+    captions = caption_texts(store, todo)
+    balancer = PositionBalancer(cfg.n_choices, cfg.seed, position_history)
+    generator = MCQGenerator(metered, cfg, template)
+    attempt_row = FunnelRow(STAGE, "attempts", note="one row per model call; failed calls retried")
+    final_reasons: Counter[str] = Counter()
+
+    config = cfg.model_dump(mode="json")
+    with record_run(store, STAGE, config=config) as record:
+        report.run_id = record.run_id
+        record.models = {"llm": metered.name, "prompt_version": version}
+        progress.start("Stage 3 · MCQ generation", len(todo))
+        try:
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                mcq_rows: list[dict] = []
+                quarantine_rows: list[dict] = []
+                superseded: list[str] = []
+                images = figure_images(store, batch) if cfg.model_role == "vlm" else {}
+                try:
+                    for qa in batch:
+                        cancel.check()
+                        outcome = generator.generate(
+                            qa, captions.get(qa["qa_id"], ""), images.get(qa["figure_id"])
+                        )
+                        report.processed += 1
+                        report.attempts += outcome.attempts
+                        attempt_row.entered += outcome.attempts
+                        for failure in outcome.failures:
+                            attempt_row.hold(failure.reason)
+                            quarantine_rows.append(
+                                quarantine_row(qa, version, cfg, failure, record.run_id)
+                            )
+                        if outcome.draft is None:
+                            last = outcome.failures[-1]
+                            final_reasons[last.reason] += 1
+                            progress.log(
+                                f"QA {qa['qa_id'][:8]}: no usable MCQ after "
+                                f"{outcome.attempts} attempts ({last.reason}: {last.detail})"
+                            )
+                        else:
+                            attempt_row.passed += 1
+                            position = balancer.take()
+                            mcq_rows.append(
+                                mcq_row(qa, outcome, position, version, metered.name, cfg, record)
+                            )
+                            superseded.extend(stale.get(qa["qa_id"], []))
+                        progress.advance()
+                finally:
+                    write_batch(store, mcq_rows, quarantine_rows, superseded, version)
+                    report.generated += len(mcq_rows)
+        finally:
+            report.held_out = sum(final_reasons.values())
+            report.failed_attempts = attempt_row.held_out
+            report.reasons = dict(final_reasons)
+            report.attempt_reasons = dict(attempt_row.reasons)
+            report.positions = {letter(i): n for i, n in enumerate(balancer.counts)}
+            report.llm = metered.meter.as_dict()
+            finish_report(report, metered, clock)
+            funnel = [generation_row(store, qas, version, report), attempt_row]
+            report.funnel = [row.as_dict() for row in funnel]
+            record.counts = {
+                key: value
+                for key, value in report.to_dict().items()
+                if key not in ("run_id", "model", "prompt_version", "note")
+            }
+            record.message = note
+    return report
+
+
+def finish_report(report: MCQReport, metered: MeteredLLM, clock: float) -> None:
+    report.seconds = round(time.perf_counter() - clock, 3)
+    model_s = metered.meter.model_seconds
+    if report.seconds > 0:
+        report.outside_model_share = round(max(0.0, 1 - model_s / report.seconds), 4)
+        report.mcqs_per_minute = round(report.generated * 60 / report.seconds, 3)
+    if model_s > 0:
+        report.tokens_per_second = round(metered.meter.completion_tokens / model_s, 2)
+
+
+def failed_qas(store: Store, version: str) -> set[str]:
+    """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
+    rows = all_rows(store, "quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
+    return {r["source"] for r in rows if r["ref"].startswith(version + "#")}
+
+
+def generation_row(store: Store, qas: list[dict], version: str, report: MCQReport) -> FunnelRow:
+    """Per-QA outcome over every eligible QA, from the store (so a resumed run counts all)."""
+    eligible = {q["qa_id"] for q in qas}
+    with_mcq = {
+        r["qa_id"]
+        for r in all_rows(store, "mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
+        if json.loads(r["params_json"] or "{}").get("prompt_version") == version
+    } & eligible
+    last: dict[str, tuple[int, str]] = {}
+    for row in all_rows(
+        store, "quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]
+    ):
+        if row["source"] in eligible and row["ref"].startswith(version + "#"):
+            attempt = int(row["ref"].rsplit("#", 1)[1] or 0)
+            if attempt >= last.get(row["source"], (0, ""))[0]:
+                last[row["source"]] = (attempt, row["reason"])
+    row = FunnelRow(STAGE, "generation", passed=len(with_mcq))
+    for qa_id, (_, reason) in last.items():
+        if qa_id not in with_mcq:
+            row.hold(reason)
+    row.entered = row.passed + row.held_out
+    waiting = len(eligible) - row.entered
+    notes = [f"QAs from: {report.qa_source}"]
+    if waiting:
+        notes.append(f"{waiting} QAs not processed yet")
+    row.note = "; ".join(notes)
+    return row
+
+
+def quarantine_row(
+    qa: dict, version: str, cfg: MCQSettings, failure: AttemptFailure, run_id: str
+) -> dict:
+    ref = f"{version}#{failure.attempt}"
+    return {
+        "quarantine_id": text_id(STAGE, qa["qa_id"], ref, failure.reason),
+        "stage": STAGE,
+        "source": qa["qa_id"],
+        "ref": ref,
+        "reason": failure.reason,
+        "detail": f"attempt {failure.attempt}/{cfg.max_attempts}: {failure.detail}",
+        "payload": failure.raw[:PAYLOAD_CHARS],
+        "created_at": utcnow(),
+        "run_id": run_id,
+    }
+
+
+def mcq_row(
+    qa: dict,
+    outcome: Outcome,
+    position: int,
+    version: str,
+    model: str,
+    cfg: MCQSettings,
+    record: Any,
+) -> dict:
+    draft = outcome.draft
+    assert draft is not None
+    choices, cot = finalize(draft, position)
+    params = {
+        "prompt_version": version,
+        "model": model,
+        "n_choices": cfg.n_choices,
+        "attempt": outcome.attempts,
+        "temperature": round(outcome.temperature, 3),
+        "seed": outcome.seed,
+        "position": position,
+        "model_answer_index": draft.answer_index,
+        "qa_task_type": qa["task_type"],
+        "notes": draft.notes,
+    }
+    return {
+        "mcq_id": text_id(qa["qa_id"], draft.question, *choices),
+        "qa_id": qa["qa_id"],
+        "figure_id": qa["figure_id"],
+        "image_ids": [qa["figure_id"]],
+        "question": draft.question,
+        "choices": choices,
+        "correct_index": position,
+        "correct_answer": choices[position],
+        "cot": cot,
+        "task_str": draft.task,
+        "family": "caption",
+        "status": STATUS_PENDING,
+        "origin": ORIGIN,
+        "model": model,
+        "params_json": json.dumps(params, ensure_ascii=False),
+        "created_at": utcnow(),
+        "run_id": record.run_id,
+    }
+
+
+def write_batch(
+    store: Store,
+    mcq_rows: list[dict],
+    quarantine_rows: list[dict],
+    superseded: list[str],
+    version: str,
+) -> None:
+    if mcq_rows:
+        store.insert_new("mcqs", mcq_rows)
+    if quarantine_rows:
+        store.insert_new("quarantine", quarantine_rows)
+    if superseded:
+        store.update_where(
+            "mcqs",
+            in_list("mcq_id", superseded),
+            {"status": STATUS_HELD_OUT, "reason": f"superseded: regenerated with prompt {version}"},
+        )

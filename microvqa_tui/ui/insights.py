@@ -1,0 +1,131 @@
+"""The numbers behind the Stats screen: selection funnel, score histogram, distributions.
+No Textual here. Each figure reads one or two columns, never whole rows."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from microvqa_tui.ui.query import BLOOM_NAMES
+
+if TYPE_CHECKING:
+    from store import Store
+
+SCORE_BINS = 20
+
+
+@dataclass
+class Stats:
+    tables: dict[str, int] = field(default_factory=dict)
+    funnel: list[tuple[str, int]] = field(default_factory=list)
+    run_counts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    score_hist: list[int] = field(default_factory=list)
+    score_summary: dict[str, float] = field(default_factory=dict)
+    bloom: list[tuple[str, int]] = field(default_factory=list)
+    qa_tasks: list[tuple[str, int]] = field(default_factory=list)
+    mcq_tasks: list[tuple[str, int]] = field(default_factory=list)
+    tiers: list[tuple[str, int]] = field(default_factory=list)
+    reviews: list[tuple[str, int]] = field(default_factory=list)
+    quarantine: list[tuple[str, int]] = field(default_factory=list)
+
+
+def column(store: Store, table: str, name: str, where: str | None = None) -> list[Any]:
+    tbl = store.table(table)
+    total = tbl.count_rows(where) if where else tbl.count_rows()
+    if not total:
+        return []
+    query = tbl.search()
+    if where:
+        query = query.where(where)
+    return query.select([name]).limit(total).to_arrow().column(name).to_pylist()
+
+
+def histogram(
+    values: list[float], bins: int = SCORE_BINS, lo: float = 0.0, hi: float = 1.0
+) -> list[int]:
+    counts = [0] * bins
+    width = (hi - lo) / bins
+    for value in values:
+        if value is None:
+            continue
+        index = int((value - lo) / width) if width else 0
+        counts[min(max(index, 0), bins - 1)] += 1
+    return counts
+
+
+def _ordered(counter: Counter, order: list[str] | None = None) -> list[tuple[str, int]]:
+    if order:
+        known = [(k, counter[k]) for k in order if counter.get(k)]
+        rest = [(k, v) for k, v in counter.most_common() if k not in order]
+        return known + rest
+    return counter.most_common()
+
+
+def compute_stats(store: Store) -> Stats:
+    stats = Stats()
+    count = store.count
+    stats.tables = {
+        name: count(name) for name in ("figures", "captions", "qas", "mcqs", "signals", "decisions")
+    }
+    stats.funnel = [
+        ("figures ingested", stats.tables["figures"]),
+        ("captions", stats.tables["captions"]),
+        ("QAs generated", stats.tables["qas"]),
+        ("QAs kept by the graph", count("qas", "status = 'kept'")),
+        ("MCQs written", stats.tables["mcqs"]),
+        ("MCQs selected", count("mcqs", "status = 'kept'")),
+        ("MCQs accepted in review", count("mcqs", "review = 'accepted'")),
+    ]
+    stats.run_counts = _run_counts(store)
+    scores = [s for s in column(store, "qas", "score") if s is not None]
+    stats.score_hist = histogram(scores)
+    if scores:
+        ordered = sorted(scores)
+        stats.score_summary = {
+            "n": len(scores),
+            "mean": sum(scores) / len(scores),
+            "median": ordered[len(ordered) // 2],
+            "min": ordered[0],
+            "max": ordered[-1],
+        }
+    bloom = Counter(column(store, "mcqs", "bloom_level"))
+    stats.bloom = [
+        (f"{level} {BLOOM_NAMES[level]}", bloom.get(level, 0)) for level in sorted(BLOOM_NAMES)
+    ]
+    if bloom.get(None):
+        stats.bloom.append(("not rated", bloom[None]))
+    stats.qa_tasks = _ordered(Counter(column(store, "qas", "task_type")))
+    stats.mcq_tasks = _ordered(Counter(v or "(none)" for v in column(store, "mcqs", "task_str")))
+    stats.tiers = _ordered(
+        Counter(v or "(not rated)" for v in column(store, "mcqs", "difficulty_tier")),
+        ["easy", "medium", "hard"],
+    )
+    stats.reviews = _ordered(
+        Counter(column(store, "mcqs", "review")), ["unreviewed", "accepted", "rejected"]
+    )
+    quarantine = Counter(column(store, "quarantine", "reason"))
+    stats.quarantine = quarantine.most_common(8)
+    return stats
+
+
+def _run_counts(store: Store) -> list[tuple[str, str, dict[str, Any]]]:
+    """The counts of the last run of each step, in the order the steps first ran."""
+    tbl = store.table("runs")
+    total = tbl.count_rows()
+    if not total:
+        return []
+    rows = tbl.search().select(["step", "status", "started_at", "counts_json"]).limit(total)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in sorted(rows.to_arrow().to_pylist(), key=lambda r: r["started_at"]):
+        latest[row["step"]] = row
+    result = []
+    for step, row in latest.items():
+        try:
+            counts = json.loads(row["counts_json"] or "{}")
+        except json.JSONDecodeError:
+            counts = {}
+        flat = {k: v for k, v in counts.items() if isinstance(v, int | float)}
+        result.append((step, row["status"], flat))
+    return result
