@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -28,10 +28,10 @@ from rich.text import Text
 
 from microvqa_tui.cli import JsonFlag, app, console, emit_json, state
 from microvqa_tui.errors import Cancelled
-from microvqa_tui.ingest import IngestReport, ingest_source
-from microvqa_tui.ingest.reasons import describe
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from store import open_store
+
+if TYPE_CHECKING:  # the ingest package pulls in lancedb: load it only when a command runs
+    from microvqa_tui.ingest import IngestReport
 
 
 class SourceKind(StrEnum):
@@ -114,6 +114,8 @@ def _cancel_on_sigint(cancel: CancelToken, target: Console) -> Iterator[None]:
 
 
 def _summary(report: IngestReport) -> list[object]:
+    from microvqa_tui.ingest.reasons import describe
+
     rate = report.read / report.elapsed_s if report.elapsed_s else 0.0
     head = Text.assemble(
         ("ingest ", "bold"),
@@ -165,6 +167,8 @@ def ingest(
     Re-running adds nothing already there, so an interrupted ingest resumes where it stopped.
     """
     settings = state.settings()
+    from store import open_store
+
     store = open_store(settings.store)
     cancel = CancelToken()
     err = Console(stderr=True)
@@ -184,6 +188,8 @@ def ingest(
 
 def _run(store, path, settings, kind, reporter, cancel, *, as_json: bool) -> IngestReport:
     try:
+        from microvqa_tui.ingest import ingest_source
+
         return ingest_source(
             store, path, settings.ingest, kind=kind, progress=reporter, cancel=cancel
         )

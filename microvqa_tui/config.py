@@ -22,6 +22,12 @@ from pydantic_settings import (
 )
 
 from microvqa_tui.errors import ConfigError
+from microvqa_tui.pipeline.dedup.settings import DedupSettings
+from microvqa_tui.pipeline.graph.settings import GraphSettings
+from microvqa_tui.pipeline.select.settings import SelectSettings
+from microvqa_tui.pipeline.signals.settings import EmbedSettings, SignalSettings
+from microvqa_tui.pipeline.stage1.settings import Stage1Settings
+from microvqa_tui.pipeline.stage3.settings import MCQSettings
 
 DEFAULT_CONFIG_FILE = Path(user_config_dir("microvqa")) / "config.toml"
 DEFAULT_STORE_DIR = Path(user_data_dir("microvqa")) / "store"
@@ -119,6 +125,14 @@ class Settings(BaseSettings):
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    # Step sections are defined beside their steps (pydantic-only modules: nothing heavy loads).
+    stage1: Stage1Settings = Field(default_factory=Stage1Settings)
+    embed: EmbedSettings = Field(default_factory=EmbedSettings)
+    signals: SignalSettings = Field(default_factory=SignalSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    mcq: MCQSettings = Field(default_factory=MCQSettings)
+    select: SelectSettings = Field(default_factory=SelectSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
 
     # The TOML file is chosen at load time (see `load_settings`).
     _toml_file: Path | None = None

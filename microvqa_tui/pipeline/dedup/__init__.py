@@ -8,26 +8,39 @@ Public API:
 - `exact_topk`, `ann_topk`, `all_pairs_topk`: the neighbour search (also used by benchmarks)
 """
 
-from microvqa_tui.pipeline.dedup.core import DedupReport, KindReport, run_dedup
-from microvqa_tui.pipeline.dedup.decisions import (
-    ACTIONS,
-    apply_policy,
-    count_groups,
-    decide_groups,
-    group_links,
-    list_groups,
-    rejected_members,
-    select_group_ids,
-)
-from microvqa_tui.pipeline.dedup.knn import (
-    AnnParams,
-    Neighbours,
-    all_pairs_topk,
-    ann_topk,
-    exact_topk,
-)
-from microvqa_tui.pipeline.dedup.settings import DedupSettings, dedup_settings
-from microvqa_tui.pipeline.dedup.unionfind import UnionFind
+import importlib
+
+# Names resolve lazily (PEP 562) so that `config` can import `dedup.settings` without
+# loading numpy/lancedb at CLI start-up.
+_HOMES = {
+    "DedupReport": "core",
+    "KindReport": "core",
+    "run_dedup": "core",
+    "ACTIONS": "decisions",
+    "apply_policy": "decisions",
+    "count_groups": "decisions",
+    "decide_groups": "decisions",
+    "group_links": "decisions",
+    "list_groups": "decisions",
+    "rejected_members": "decisions",
+    "select_group_ids": "decisions",
+    "AnnParams": "knn",
+    "Neighbours": "knn",
+    "all_pairs_topk": "knn",
+    "ann_topk": "knn",
+    "exact_topk": "knn",
+    "DedupSettings": "settings",
+    "dedup_settings": "settings",
+    "UnionFind": "unionfind",
+}
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "ACTIONS",

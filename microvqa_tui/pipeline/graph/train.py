@@ -187,7 +187,8 @@ def train(
                 {"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(monitor, 5)}
             )
             progress.advance()
-            if monitor < best_loss - max(1e-5, 1e-3 * abs(best_loss)):
+            # Improvement = at least 0.1% lower than the best so far.
+            if best_epoch < 0 or monitor < best_loss - max(1e-5, 1e-3 * abs(best_loss)):
                 best_loss, best_epoch = monitor, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= settings.patience:
