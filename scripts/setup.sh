@@ -41,9 +41,11 @@ fi
 # 1. llama-cpp-python first and on its own, so its long compile shows progress.
 if ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
   cuda=${MICROVQA_LLAMA_CUDA:-auto}
-  if [ "$cuda" = on ] || { [ "$cuda" = auto ] && command -v nvcc >/dev/null 2>&1; }; then
+  # auto: CUDA only when both the toolkit (nvcc) and a GPU (nvidia-smi -L) are present.
+  if [ "$cuda" = on ] || { [ "$cuda" = auto ] && command -v nvcc >/dev/null 2>&1 \
+      && nvidia-smi -L >/dev/null 2>&1; }; then
     export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=on"
-    echo "setup: building llama-cpp-python with CUDA (nvcc found)"
+    echo "setup: building llama-cpp-python with CUDA (nvcc and a GPU found)"
   fi
   echo "setup: compiling llama-cpp-python from source — about 10–16 minutes on 2 cores"
   export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
@@ -51,7 +53,8 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
   # -v shows the compiler's [n/N] steps; print only those, as a progress line.
   "${PIP[@]}" install -v "llama-cpp-python>=0.3.9" 2>&1 | tee "$VENV/llama-build.log" \
     | grep --line-buffered -oE '^ *\[[0-9]+/[0-9]+\]' \
-    | while read -r step; do printf '\rsetup: llama.cpp build %s  (%ds)' "$step" $((SECONDS - start)); done
+    | while read -r step; do printf '\rsetup: llama.cpp build %s  (%ds)' "$step" $((SECONDS - start)); done \
+    || true  # no [n/N] lines when pip reuses a cached wheel; success is checked below
   echo
   if ! "$VENV/bin/python" -c 'import llama_cpp' >/dev/null 2>&1; then
     echo "setup: llama-cpp-python failed to build; the log is $VENV/llama-build.log" >&2
