@@ -43,9 +43,10 @@ def models_env(monkeypatch, tmp_path, tiny_clip, tiny_nli_dir, tiny_gguf):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    yield env
     from microvqa_tui.models import registry
 
+    registry.release()  # models cached by earlier tests belong to other settings
+    yield env
     registry.release()
 
 
