@@ -110,7 +110,14 @@ def _register_subcommands() -> None:
     """Command groups live beside the code they drive; each module adds itself to `app`."""
     import importlib
 
-    for module in ("cli_store", "cli_run", "cli_ingest", "cli_models", "cli_dataset"):
+    for module in (
+        "cli_store",
+        "cli_run",
+        "cli_ingest",
+        "cli_models",
+        "cli_dataset",
+        "cli_spatial",
+    ):
         try:
             importlib.import_module(f"microvqa_tui.{module}")
         except ModuleNotFoundError as exc:  # a command group not in this build

@@ -4,8 +4,9 @@
   captions) use GATv2Conv with the edge attributes, so the signals decide how much each QA
   counts.
 * Relations into QA nodes (a QA hears its one caption and one image) and the k-NN relations
-  use SAGEConv over a row-normalised sparse adjacency: a mean with no edges x hidden
-  intermediate, which keeps 1M-node graphs in memory. (Attention over a QA's single caption
+  use SAGEConv over a row-normalised sparse CSR adjacency: a mean with no edges x hidden
+  intermediate, which keeps 1M-node graphs in memory (PyG's edge_index mean where a device
+  cannot train through sparse CSR products). (Attention over a QA's single caption
   would be a softmax over one edge, i.e. constant; the QA's own signals are in its features.)
 
 Only the pure-torch paths of PyG are used: no torch-scatter / torch-sparse / pyg-lib.
@@ -13,6 +14,7 @@ Only the pure-torch paths of PyG are used: no torch-scatter / torch-sparse / pyg
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,20 @@ class ModelInputs:
     x: dict[str, Tensor]
     adj: dict[EdgeType, Tensor]  # edge_index (attention) or sparse CSR [dst, src] (mean)
     edge_attr: dict[EdgeType, Tensor]  # attention relations only
+
+
+@functools.cache
+def sparse_backward_works(device: str) -> bool:
+    """Whether sparse CSR @ dense trains on `device` (a tiny probe, once per device);
+    where it does not, the mean relations fall back to PyG's edge_index path."""
+    try:
+        dev = torch.device(device)
+        adj = torch.eye(3, device=dev).to_sparse_csr()
+        x = torch.ones(3, 2, device=dev, requires_grad=True)
+        torch.sparse.mm(adj, x).sum().backward()
+        return bool(x.grad is not None)
+    except (RuntimeError, NotImplementedError):
+        return False
 
 
 def _mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int, device: torch.device) -> Tensor:
@@ -69,9 +85,11 @@ def model_inputs(
             if uses_attention(rel):
                 adj[rel] = edge_index.to(device)
                 edge_attr[rel] = data[rel].edge_attr.to(device)
-            else:
+            elif sparse_backward_works(str(device)):
                 n_src, n_dst = data[rel[0]].num_nodes, data[rel[2]].num_nodes
                 adj[rel] = _mean_adjacency(edge_index, n_src, n_dst, device)
+            else:  # PyG's gather/scatter mean (more memory: one message per edge)
+                adj[rel] = edge_index.to(device)
         base = ModelInputs(x, adj, edge_attr)
     if x_qa is None and not qa_edge_attr:
         return base
@@ -83,6 +101,26 @@ def model_inputs(
         if rel in edge_attr:
             edge_attr[rel] = attr.to(device)
     return ModelInputs(x, base.adj, edge_attr)
+
+
+class MeanSAGE(SAGEConv):
+    """SAGEConv taking a mean over the neighbours whether it gets the row-normalised sparse
+    adjacency (sum of weighted rows = mean) or a plain edge_index (PyG's scatter mean)."""
+
+    def forward(self, x, edge_index, size=None):  # type: ignore[override]
+        self.aggr = "sum" if edge_index.is_sparse or edge_index.layout != torch.strided else "mean"
+        self.aggr_module = self._mean if self.aggr == "mean" else self._sum
+        return super().forward(x, edge_index, size)
+
+    @functools.cached_property
+    def _mean(self):
+        from torch_geometric.nn.aggr import MeanAggregation
+
+        return MeanAggregation()
+
+    @functools.cached_property
+    def _sum(self):
+        return self.aggr_module
 
 
 class QASignalView:
@@ -185,8 +223,8 @@ class HiCQAGNN(nn.Module):
                         edge_dim=edge_dims[rel],
                         add_self_loops=False,
                     )
-                else:
-                    convs[rel] = SAGEConv((hidden, hidden), hidden, aggr="sum")
+                else:  # sum over a row-normalised adjacency = mean (see `MeanSAGE`)
+                    convs[rel] = MeanSAGE((hidden, hidden), hidden, aggr="sum")
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.norms.append(nn.ModuleDict({t: nn.LayerNorm(hidden) for t in in_dims}))
         self.dropout = nn.Dropout(dropout)

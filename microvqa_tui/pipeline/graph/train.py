@@ -105,9 +105,10 @@ def evaluate(
     *,
     targets: TrainTargets | None = None,
     mask: np.ndarray | None = None,
+    loss_only: bool = False,
 ) -> Evaluation:
     """Scores of every QA node; with `targets`, loss/AUC/accuracy over the nodes in `mask`
-    (default: the validation part)."""
+    (default: the validation part); `loss_only` skips AUC and accuracy."""
     was_training = model.training
     model.eval()
     logits = model(inputs)
@@ -124,6 +125,8 @@ def evaluate(
     y = torch.from_numpy(targets.y[rows])
     w = torch.from_numpy(targets.weight[rows])
     result.loss = float(_weighted_bce(logits.cpu()[rows], y, w))
+    if loss_only:
+        return result
     hard = targets.y[rows] >= 0.5
     result.auc = roc_auc(hard, scores[rows])
     result.accuracy = float(((scores[rows] >= 0.5) == hard).mean())
@@ -179,7 +182,7 @@ def train(
             optimizer.step()
             train_loss = float(loss.detach())
             if has_val:
-                val = evaluate(model, inputs, targets=targets)
+                val = evaluate(model, inputs, targets=targets, loss_only=True)
                 monitor = float(val.loss) if val.loss is not None else train_loss
             else:
                 monitor = train_loss
