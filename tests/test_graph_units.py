@@ -409,3 +409,18 @@ def test_settings_import_pulls_in_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0.75", "False", "False"]
+
+
+def test_sparse_and_edge_index_paths_agree(data):
+    from microvqa_tui.pipeline.graph.model import HiCQAGNN, model_inputs
+
+    g = build_graph(data.inputs, knn_k=3, negatives=corrupt(data.inputs, 0.2))
+    torch.manual_seed(0)
+    model = HiCQAGNN.for_graph(g, hidden=16).eval()
+    torch.nn.init.normal_(model.head[-1].weight)  # the graph part starts at zero otherwise
+    sparse = model_inputs(g, sparse=True)
+    dense = model_inputs(g, sparse=False)
+    assert sparse.adj[knn_relation("qa")].layout == torch.sparse_csr
+    assert dense.adj[knn_relation("qa")].layout == torch.strided
+    with torch.no_grad():
+        torch.testing.assert_close(model(sparse), model(dense), atol=1e-5, rtol=1e-5)

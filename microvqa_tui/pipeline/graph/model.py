@@ -4,7 +4,7 @@
   captions) use GATv2Conv with the edge attributes, so the signals decide how much each QA
   counts.
 * Relations into QA nodes (a QA hears its one caption and one image) and the k-NN relations
-  use SAGEConv over a row-normalised sparse CSR adjacency: a mean with no edges x hidden
+  use SAGEConv (mean) over a sparse CSR adjacency: a mean with no edges x hidden
   intermediate, which keeps 1M-node graphs in memory (PyG's edge_index mean where a device
   cannot train through sparse CSR products). (Attention over a QA's single caption
   would be a softmax over one edge, i.e. constant; the QA's own signals are in its features.)
@@ -52,10 +52,10 @@ def sparse_backward_works(device: str) -> bool:
         return False
 
 
-def _mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int, device: torch.device) -> Tensor:
+def _adjacency(edge_index: Tensor, n_src: int, n_dst: int, device: torch.device) -> Tensor:
+    """The transposed adjacency [dst, src] as sparse CSR, for PyG's `spmm` (mean reduce)."""
     src, dst = edge_index.to(device)
-    deg = torch.bincount(dst, minlength=n_dst).clamp(min=1).to(torch.float32)
-    values = 1.0 / deg[dst]
+    values = torch.ones(src.shape[0], dtype=torch.float32, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adj = torch.sparse_coo_tensor(torch.stack([dst, src]), values, (n_dst, n_src))
@@ -69,10 +69,14 @@ def model_inputs(
     x_qa: Tensor | None = None,
     qa_edge_attr: dict[EdgeType, Tensor] | None = None,
     base: ModelInputs | None = None,
+    sparse: bool | None = None,
 ) -> ModelInputs:
     """The graph's tensors on `device`; `x_qa` / `qa_edge_attr` replace the QA features and the
-    QA relations' attributes (what-if scoring). `base` reuses already-moved tensors."""
+    QA relations' attributes (what-if scoring). `base` reuses already-moved tensors.
+    `sparse`: mean relations as sparse CSR (default: where the device trains through it)."""
     device = torch.device(device)
+    if sparse is None:
+        sparse = sparse_backward_works(str(device))
     data = graph.data
     if base is None:
         x = {t: data[t].x.to(device) for t in NODE_TYPES}
@@ -85,9 +89,9 @@ def model_inputs(
             if uses_attention(rel):
                 adj[rel] = edge_index.to(device)
                 edge_attr[rel] = data[rel].edge_attr.to(device)
-            elif sparse_backward_works(str(device)):
+            elif sparse:
                 n_src, n_dst = data[rel[0]].num_nodes, data[rel[2]].num_nodes
-                adj[rel] = _mean_adjacency(edge_index, n_src, n_dst, device)
+                adj[rel] = _adjacency(edge_index, n_src, n_dst, device)
             else:  # PyG's gather/scatter mean (more memory: one message per edge)
                 adj[rel] = edge_index.to(device)
         base = ModelInputs(x, adj, edge_attr)
@@ -101,26 +105,6 @@ def model_inputs(
         if rel in edge_attr:
             edge_attr[rel] = attr.to(device)
     return ModelInputs(x, base.adj, edge_attr)
-
-
-class MeanSAGE(SAGEConv):
-    """SAGEConv taking a mean over the neighbours whether it gets the row-normalised sparse
-    adjacency (sum of weighted rows = mean) or a plain edge_index (PyG's scatter mean)."""
-
-    def forward(self, x, edge_index, size=None):  # type: ignore[override]
-        self.aggr = "sum" if edge_index.is_sparse or edge_index.layout != torch.strided else "mean"
-        self.aggr_module = self._mean if self.aggr == "mean" else self._sum
-        return super().forward(x, edge_index, size)
-
-    @functools.cached_property
-    def _mean(self):
-        from torch_geometric.nn.aggr import MeanAggregation
-
-        return MeanAggregation()
-
-    @functools.cached_property
-    def _sum(self):
-        return self.aggr_module
 
 
 class QASignalView:
@@ -223,8 +207,8 @@ class HiCQAGNN(nn.Module):
                         edge_dim=edge_dims[rel],
                         add_self_loops=False,
                     )
-                else:  # sum over a row-normalised adjacency = mean (see `MeanSAGE`)
-                    convs[rel] = MeanSAGE((hidden, hidden), hidden, aggr="sum")
+                else:  # mean over a sparse CSR adjacency (or an edge_index, see model_inputs)
+                    convs[rel] = SAGEConv((hidden, hidden), hidden, aggr="mean")
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.norms.append(nn.ModuleDict({t: nn.LayerNorm(hidden) for t in in_dims}))
         self.dropout = nn.Dropout(dropout)
