@@ -13,6 +13,8 @@ from microvqa_tui.pipeline.steps import STEPS, run_step
 from microvqa_tui.progress import CancelToken
 
 STEP_HELP = "; ".join(f"{s.name}: {s.description}" for s in STEPS)
+# Steps after which the selection funnel is printed: they are the ones that move items in it.
+FUNNEL_AFTER = ("graph", "mcq", "select")
 
 
 @app.command("run")
@@ -38,6 +40,32 @@ def run_command(
         emit_json(summary)
         return
     print_summary(f"{step} finished", summary)
+    if step in FUNNEL_AFTER:
+        print_funnel(store)
+
+
+@app.command("funnel")
+def funnel_command(as_json: JsonFlag = False) -> None:
+    """The selection funnel: per stage and check, items entered, passed and held out, and why."""
+    from store import open_store
+
+    store = open_store(state.settings().store)
+    if as_json:
+        from microvqa_tui.pipeline.select.funnel import funnel_rows
+
+        emit_json({"funnel": [row.as_dict() for row in funnel_rows(store)]})
+        return
+    print_funnel(store)
+
+
+def print_funnel(store) -> None:
+    from microvqa_tui.pipeline.select.funnel import funnel_rows, funnel_table
+
+    rows = funnel_rows(store)
+    if not rows:
+        console.print("the funnel is empty: no stage has run on this store yet")
+        return
+    console.print(funnel_table(rows))
 
 
 def print_summary(title: str, summary: dict) -> None:
@@ -48,7 +76,8 @@ def print_summary(title: str, summary: dict) -> None:
         if isinstance(value, dict):
             nested[key] = value
         elif isinstance(value, list):
-            table.add_row(key, f"{len(value)} items")
+            if key != "funnel":  # printed as its own table
+                table.add_row(key, f"{len(value)} items")
         else:
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
     console.print(table)

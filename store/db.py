@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,19 @@ class Store:
     """A handle on one store folder. Cheap to create; tables are opened on first use.
 
     Thread-safe for the way the tool uses it: the TUI reads while one worker writes.
+
+    `fresh_after_s`: how stale a read may be with respect to writes by *other processes*
+    (this handle always sees its own writes). None never re-checks, the fastest for a
+    pipeline step that owns the store; the TUI passes a few seconds so that a stage run from
+    another terminal shows up as the user pages.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fresh_after_s: float | None = None) -> None:
         self.path = Path(path)
+        interval = None if fresh_after_s is None else timedelta(seconds=fresh_after_s)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self.db = lancedb.connect(str(self.path))
+            self.db = lancedb.connect(str(self.path), read_consistency_interval=interval)
         except OSError as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from None
         self._tables: dict[str, Any] = {}
@@ -146,5 +153,5 @@ class Store:
         return {name: self.count(name) for name in TABLES}
 
 
-def open_store(path: Path | str) -> Store:
-    return Store(Path(path))
+def open_store(path: Path | str, *, fresh_after_s: float | None = None) -> Store:
+    return Store(Path(path), fresh_after_s=fresh_after_s)

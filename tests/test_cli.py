@@ -17,7 +17,7 @@ def run_cli(*args: str, tmp_path, extra_env: dict | None = None) -> subprocess.C
 def test_help_lists_commands(tmp_path):
     out = run_cli("--help", tmp_path=tmp_path)
     assert out.returncode == 0
-    for command in ("ingest", "stats", "doctor", "tui", "config"):
+    for command in ("ingest", "stats", "doctor", "tui", "config", "run", "funnel"):
         assert command in out.stdout
 
 
@@ -43,3 +43,12 @@ def test_doctor_json_reports_checks(tmp_path):
     data = json.loads(out.stdout)
     names = {check["name"] for check in data["checks"]}
     assert {"python", "torch", "llama-cpp", "lancedb"} <= names
+
+
+def test_funnel_command_on_empty_and_json(tmp_path):
+    out = run_cli("funnel", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "funnel is empty" in out.stdout
+    out = run_cli("funnel", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"funnel": []}

@@ -22,6 +22,7 @@ from microvqa_tui.pipeline.select.difficulty import apply_policy, tier
 from microvqa_tui.pipeline.select.funnel import funnel_rows
 from microvqa_tui.pipeline.select.reasoning import check_cot
 from microvqa_tui.pipeline.stage3 import run_mcq
+from store.schema import utcnow
 
 CHOICES = ["Basal layer", "Granular layer", "Spinous layer", "Stratum corneum"]
 GOOD_COT = (
@@ -176,8 +177,9 @@ def test_select_stores_measures_and_funnel(store, settings):
         "held_out": 0,
     }
     assert sum(report.bloom.values()) == 8
-    # The CLI/TUI funnel joins the MCQ and selection runs.
-    assert [(r.stage, r.check) for r in funnel_rows(store)][:3] == [
+    # The CLI/TUI funnel joins stage 1 (counted from the store), the MCQ and selection runs.
+    assert [(r.stage, r.check) for r in funnel_rows(store)][:4] == [
+        ("stage1", "generation"),
         ("mcq", "generation"),
         ("mcq", "attempts"),
         ("select", "reasoning"),
@@ -373,3 +375,46 @@ def test_imported_mcqs_are_checked_only_when_asked(store, settings):
         store, with_select(settings, difficulty=False, include_imported=True), llm=llm
     )
     assert report.managed == 1 and report.kept == 1
+
+
+def test_funnel_counts_stage1_and_graph_from_the_store(store, settings):
+    qas = add_qas(store, 6, status="pending")
+    store.upsert(
+        "quarantine",
+        [
+            {
+                "quarantine_id": f"q{i}",
+                "stage": "stage1",
+                "source": "captions",
+                "reason": reason,
+                "created_at": utcnow(),
+            }
+            for i, reason in enumerate(
+                ["evidence_not_in_caption", "evidence_not_in_caption", "bad_json"]
+            )
+        ],
+    )
+    scored = []
+    for i, qa in enumerate(qas[:5]):
+        held = i < 2
+        reason = (
+            "score 0.10 < 0.50: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
+            if i == 0
+            else "rejected by a reviewer (score 0.30): text_caption_qa 0.10 (low)"
+        )
+        scored.append(
+            {
+                **qa,
+                "score": 0.1 * (i + 1),
+                "status": "held_out" if held else "kept",
+                "reason": reason if held else "",
+            }
+        )
+    store.upsert("qas", scored)
+    rows = {(r.stage, r.check): r for r in funnel_rows(store)}
+    stage1 = rows[("stage1", "generation")]
+    assert (stage1.entered, stage1.passed, stage1.held_out) == (9, 6, 3)
+    assert stage1.reasons == {"evidence_not_in_caption": 2, "bad_json": 1}
+    graph = rows[("graph", "consistency")]  # the unscored sixth QA has not entered
+    assert (graph.entered, graph.passed, graph.held_out) == (5, 3, 2)
+    assert graph.reasons == {"nli_contradict high": 1, "rejected by a reviewer": 1}

@@ -105,3 +105,20 @@ def test_reopened_store_sees_rows(tmp_path):
     first.insert_new("captions", [caption_row("f", "persisted")])
     second = open_store(tmp_path / "s")
     assert second.count("captions") == 1
+
+
+def test_a_fresh_reader_sees_another_handles_writes(tmp_path):
+    """The TUI opens its store with a freshness bound; a stage writing through another handle
+    (as another process would) shows up without reopening. The default handle does not look."""
+    from store import open_store
+
+    writer = open_store(tmp_path / "s")
+    fresh = open_store(tmp_path / "s", fresh_after_s=0)
+    stale = open_store(tmp_path / "s")
+    writer.insert_new("captions", [caption_row("fig1", "first")])
+    assert fresh.count("captions") == 1 and stale.count("captions") == 1
+    writer.insert_new("captions", [caption_row("fig1", "second")])
+    assert fresh.count("captions") == 2
+    assert stale.count("captions") == 1  # why the TUI does not use the default
+    stale.refresh()
+    assert stale.count("captions") == 2

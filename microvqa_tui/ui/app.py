@@ -241,10 +241,15 @@ class MicroVQAApp(App[None]):
             self.call_after_refresh(lambda: screen.set_selection(flt, start))
 
 
+# Reads in the TUI may lag writes made by another process (a stage run from a second
+# terminal) by at most this long; checking more often costs a manifest read per query.
+STORE_FRESHNESS_S = 2.0
+
+
 def _open_store(path: Path) -> Store:
     from store import open_store
 
-    return open_store(path)
+    return open_store(path, fresh_after_s=STORE_FRESHNESS_S)
 
 
 def _preload_store() -> None:

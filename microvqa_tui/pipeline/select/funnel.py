@@ -1,10 +1,11 @@
 """The selection funnel: for each stage and check, how many items entered, passed and were
 held out, and why.
 
-Each step stores its rows in its run record (`counts_json["funnel"]`, a list of
-`{stage, check, entered, passed, held_out, reasons}`); `funnel_rows(store)` gathers the
-latest rows of the MCQ and selection steps for the CLI and the TUI, and `funnel_table`
-renders them with rich.
+The MCQ and selection steps store their rows in their run records (`counts_json["funnel"]`,
+a list of `{stage, check, entered, passed, held_out, reasons}`). Stage 1 and the graph filter
+are counted from the store itself (QAs by status, stage-1 quarantine by reason), so a resumed
+run still counts everything. `funnel_rows(store)` gathers the whole funnel, stage 1 to
+selection, for the CLI (`microvqa funnel`) and the TUI; `funnel_table` renders it with rich.
 """
 
 from __future__ import annotations
@@ -72,9 +73,56 @@ def latest_run(store, step: str) -> dict[str, Any] | None:
     return max(rows, key=lambda r: r["started_at"])
 
 
+def stage1_row(store) -> FunnelRow | None:
+    """Stage 1: generation attempts that became QAs, and those quarantined, by reason."""
+    generated = store.count("qas", "origin = 'stage1'")
+    failures = store.page(
+        "quarantine",
+        where="stage = 'stage1'",
+        columns=["reason"],
+        limit=max(1, store.count("quarantine", "stage = 'stage1'")),
+    )
+    if not generated and not failures:
+        return None
+    row = FunnelRow("stage1", "generation", entered=generated + len(failures), passed=generated)
+    for failure in failures:
+        row.hold(reason_code(failure["reason"]))
+    return row
+
+
+def lead_signal(reason: str) -> str:
+    """The signal a graph hold-out reason names first (`score 0.2 < 0.5: nli_contradict 0.9
+    (high), ...` -> `nli_contradict high`), or `low score` when it names none."""
+    if reason.startswith("rejected by a reviewer"):
+        return "rejected by a reviewer"
+    _, _, detail = reason.partition(": ")
+    first = detail.split(";", 1)[0].split(",", 1)[0].split()
+    if len(first) >= 3 and first[2].startswith("("):
+        return f"{first[0]} {first[2].strip('()')}"
+    return "low score"
+
+
+def graph_row(store) -> FunnelRow | None:
+    """Stage 2: QAs the graph scored, kept and held out, by the signal that drove each down."""
+    scored = store.count("qas", "score IS NOT NULL")
+    if not scored:
+        return None
+    held = store.page(
+        "qas",
+        where="score IS NOT NULL AND status = 'held_out'",
+        columns=["reason"],
+        limit=max(1, store.count("qas", "score IS NOT NULL AND status = 'held_out'")),
+    )
+    row = FunnelRow("graph", "consistency", entered=scored, passed=scored - len(held))
+    for qa in held:
+        row.hold(lead_signal(qa["reason"]))
+    return row
+
+
 def funnel_rows(store, steps: tuple[str, ...] = FUNNEL_STEPS) -> list[FunnelRow]:
-    """The funnel of the latest done run of each step, in pipeline order."""
-    rows: list[FunnelRow] = []
+    """The whole funnel in pipeline order: stage 1 and the graph filter from the store, then
+    the rows of the latest done run of each of `steps`."""
+    rows: list[FunnelRow] = [row for row in (stage1_row(store), graph_row(store)) if row]
     for step in steps:
         run = latest_run(store, step)
         if run is None:

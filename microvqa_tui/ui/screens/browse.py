@@ -83,7 +83,7 @@ class BrowseScreen(BaseScreen):
         Binding("g", "first_page", "First", show=False),
         Binding("G", "last_page", "Last", show=False),
         Binding("escape", "close_detail", "Close", show=False),
-        Binding("r", "refresh", "Refresh", show=False),
+        Binding("r", "refresh", "Refresh"),
     ]
 
     def __init__(self) -> None:
