@@ -73,13 +73,23 @@ def main_callback(
         ctx.invoke(tui)
 
 
+SCREENS = ("pipeline", "browse", "review", "duplicates", "stats", "export")
+
+
 @app.command()
-def tui() -> None:
+def tui(
+    screen: Annotated[
+        str | None,
+        typer.Option(help=f"The screen to open on: {', '.join(SCREENS)} (default: pipeline)."),
+    ] = None,
+) -> None:
     """Open the Textual workbench on the store."""
+    if screen is not None and screen not in SCREENS:
+        raise MicroVQAError(f"unknown screen {screen!r}; screens: {', '.join(SCREENS)}")
     settings = state.settings()
     from microvqa_tui.ui.app import run_app  # Textual loads only when the TUI is asked for
 
-    run_app(settings)
+    run_app(settings, screen=screen)
 
 
 @config_app.command("show")

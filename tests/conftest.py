@@ -34,3 +34,14 @@ def settings(tmp_path):
     from microvqa_tui.config import load_settings
 
     return load_settings(store=tmp_path / "store")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Free loaded models before interpreter shutdown, when llama.cpp's finaliser would fail."""
+    import gc
+    import sys
+
+    registry = sys.modules.get("microvqa_tui.models.registry")
+    if registry is not None:
+        registry.release()
+    gc.collect()

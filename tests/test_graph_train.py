@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from microvqa_tui.errors import Cancelled, PipelineError
-from microvqa_tui.pipeline.graph.inputs import GraphInputs, SignalTable
+from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS, GraphInputs, SignalTable
 from microvqa_tui.pipeline.graph.pipeline import fit_and_filter, human_array
 from microvqa_tui.pipeline.graph.run import run_graph
 from microvqa_tui.pipeline.graph.train import load_model, roc_auc
@@ -61,13 +62,23 @@ def test_filter_keeps_the_fraction_and_explains_every_hold_out(planted_data, out
     f = outcome.filtered
     assert f.n_kept == int(np.floor(0.75 * n + 0.5))
     names = planted_data.inputs.signals.names
+    naming = 0
     for keep, reason, score in zip(f.keep, f.reasons, outcome.scores, strict=True):
         if keep:
             assert reason == "" and score >= f.threshold
-        else:
-            assert reason.startswith(f"score {score:.2f}")
-            assert any(name in reason for name in names), reason
-            assert "nearest QAs also held out" in reason
+            continue
+        assert reason.startswith(f"score {score:.2f}")
+        assert "nearest QAs also held out" in reason
+        named = re.findall(r"(\w+) -?[\d.]+ \((low|high)\)", reason)
+        if not named:
+            assert "no signal on its weak side" in reason, reason
+            continue
+        naming += 1
+        for name, side in named:  # only signals on their weak side are named
+            assert name in names
+            assert side == ("low" if SIGNAL_DIRECTIONS[name] > 0 else "high"), reason
+    # Most hold-outs have a signal to blame; the rest are the graph's own doing.
+    assert naming >= 0.7 * f.n_held_out, (naming, f.n_held_out)
 
 
 def test_human_labels_move_the_labelled_scores_their_way(planted_data, outcome):

@@ -14,6 +14,7 @@ model is missing and the one command that gets it. Nothing falls back to random 
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -470,6 +471,11 @@ def release(*roles: str) -> None:
         keys = [k for k in _CACHE if not roles or k[0] in roles]
         models = [_CACHE.pop(k) for k in keys]
     devices.release(*models)
+
+
+# llama.cpp's own finaliser fails when it runs during interpreter shutdown (its C bindings are
+# already gone: "TypeError: 'NoneType' object is not callable"); close models while they work.
+atexit.register(release)
 
 
 # ---------------------------------------------------------------------------- pull

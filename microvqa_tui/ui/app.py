@@ -8,9 +8,7 @@ model/device checks are lazy, in workers; torch and transformers are never impor
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,14 +146,19 @@ class MicroVQAApp(App[None]):
         self.register_theme(LIGHT)
         self.theme = LIGHT.name if self.light else DARK.name
         if self.store is None:
-            path = self.settings.store
-            run_blocking(
-                self,
-                lambda: _open_store(path),
-                on_success=self._store_opened,
-                group="store-open",
-                context="opening the store",
-            )
+            # After the first paint: importing LanceDB holds the GIL for a second or two, and
+            # the first screen (with a kept first page, see `ui.page_cache`) should not wait.
+            self.call_after_refresh(self._open_store)
+
+    def _open_store(self) -> None:
+        path = self.settings.store
+        run_blocking(
+            self,
+            lambda: _open_store(path),
+            on_success=self._store_opened,
+            group="store-open",
+            context="opening the store",
+        )
 
     def _store_opened(self, store: Store) -> None:
         self.store = store
@@ -252,15 +255,10 @@ def _open_store(path: Path) -> Store:
     return open_store(path, fresh_after_s=STORE_FRESHNESS_S)
 
 
-def _preload_store() -> None:
-    """Import LanceDB (1–2 s) while Textual starts; the store-open worker then finds it loaded."""
-    with contextlib.suppress(Exception):
-        import store  # noqa: F401
-
-
-def run_app(settings: Settings) -> None:
-    """Entry point of `microvqa tui`."""
+def run_app(settings: Settings, screen: str | None = None) -> None:
+    """Entry point of `microvqa tui`: open on `screen` (default: the Pipeline screen)."""
     # textual-image asks the terminal what it can draw before Textual takes over the screen;
-    # importing the UI above already did that (widgets.detail).
-    threading.Thread(target=_preload_store, name="preload-store", daemon=True).start()
-    MicroVQAApp(settings).run()
+    # importing the UI above already did that (widgets.detail). LanceDB is imported after the
+    # first paint (see `MicroVQAApp.on_mount`): importing it earlier, even in a thread, only
+    # delays the first paint, as the import holds the GIL.
+    MicroVQAApp(settings, mode=screen).run()

@@ -224,6 +224,8 @@ class Page:
     limit: int
     where: str | None = None
     sort: Sort | None = None
+    version: int | None = None  # the table version the rows were read from, when known
+    cached: bool = False  # from the first-page cache (`ui.page_cache`), not a live read
 
     @property
     def page_number(self) -> int:
@@ -258,6 +260,7 @@ def fetch_page(
     """One page of a view; `total` may be passed when already known (same filter)."""
     where = build_where(view, flt or Filter())
     tbl = store.table(view.table)
+    version = _version(tbl)
     if total is None:
         total = tbl.count_rows(where) if where else tbl.count_rows()
     offset = max(0, min(offset, max(0, total - 1)))
@@ -269,7 +272,16 @@ def fetch_page(
     if ordering:
         query = query.order_by(ordering)
     rows = query.offset(offset).limit(limit).to_arrow().to_pylist() if total else []
-    return Page(view.table, rows, total, offset, limit, where, sort)
+    if _version(tbl) != version:  # the handle moved on mid-read: no single version to name
+        version = None
+    return Page(view.table, rows, total, offset, limit, where, sort, version)
+
+
+def _version(tbl: Any) -> int | None:
+    try:
+        return int(tbl.version)
+    except Exception:  # a table type without versions
+        return None
 
 
 def distinct_values(store: Store, table: str, column: str, limit: int = 50) -> list[str]:

@@ -73,16 +73,21 @@ def _ranked_signals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each of `rows`: the signals to name, best first, (len(rows), m) and which are real.
 
-    The what-if effect decides where the model shows one; otherwise (or where no signal had
-    an effect worth naming) the signals furthest on their bad side of the reference do.
+    Only signals on their weak side of the reference (low where higher means consistent,
+    high where it means inconsistent) are named: a model that learned a non-monotone use of a
+    signal may be pulled down by a good value, but "held out: agreement 0.9 (high)" explains
+    nothing to a reviewer. Among those, the what-if effect decides where the model shows one;
+    otherwise (or where no such signal had an effect worth naming) the signals furthest on
+    their weak side do. None named: the score comes from the graph (neighbours, embeddings).
     """
     values = signals.values[rows]
     avail = signals.mask[rows]
     direction = np.array([SIGNAL_DIRECTIONS.get(n, 0) or 1 for n in signals.names], np.float32)
     badness = np.where(avail & np.isfinite(reference), direction * (reference - values), -np.inf)
+    badness = np.where(badness > 0, badness, -np.inf)
     key = badness
     if effects is not None:
-        effect_key = np.where(avail & (effects > MIN_EFFECT), effects, -np.inf)
+        effect_key = np.where(avail & (effects > MIN_EFFECT) & (badness > 0), effects, -np.inf)
         use_effect = np.isfinite(effect_key).any(axis=1, keepdims=True)
         key = np.where(use_effect, effect_key, badness)
     m = min(MAX_SIGNALS_IN_REASON, key.shape[1])
@@ -155,7 +160,12 @@ def explain(
             value = float(signals.values[row, j])
             side = "low" if not np.isfinite(reference[j]) or value < reference[j] else "high"
             parts.append(f"{names[j]} {value:.2f} ({side})")
-        text = head + (": " + ", ".join(parts) if parts else ": no signal available")
+        if parts:
+            text = f"{head}: {', '.join(parts)}"
+        elif len(names) and signals.mask[row].any():
+            text = f"{head}: no signal on its weak side; the graph (neighbours, embeddings)"
+        else:
+            text = f"{head}: no signal available"
         if n_nbrs[i]:
             text += f"; {int(n_held_nbrs[i])}/{int(n_nbrs[i])} nearest QAs also held out"
             if n_other is not None:

@@ -91,12 +91,17 @@ def stage1_row(store) -> FunnelRow | None:
 
 
 def lead_signal(reason: str) -> str:
-    """The signal a graph hold-out reason names first (`score 0.2 < 0.5: nli_contradict 0.9
-    (high), ...` -> `nli_contradict high`), or `low score` when it names none."""
+    """What a graph hold-out reason names first (`score 0.2 < 0.5: nli_contradict 0.9
+    (high), ...` -> `nli_contradict high`)."""
     if reason.startswith("rejected by a reviewer"):
         return "rejected by a reviewer"
     _, _, detail = reason.partition(": ")
-    first = detail.split(";", 1)[0].split(",", 1)[0].split()
+    detail = detail.split(";", 1)[0]
+    if detail.startswith("no signal on its weak side"):
+        return "the graph, no weak signal"
+    if detail.startswith("no signal available"):
+        return "no signal available"
+    first = detail.split(",", 1)[0].split()
     if len(first) >= 3 and first[2].startswith("("):
         return f"{first[0]} {first[2].strip('()')}"
     return "low score"

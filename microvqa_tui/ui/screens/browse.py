@@ -17,6 +17,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
+from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.query import (
     BLOOM_NAMES,
     VIEWS,
@@ -25,6 +26,7 @@ from microvqa_tui.ui.query import (
     Filter,
     Page,
     Sort,
+    build_where,
     fetch_page,
     load_detail,
     task_options,
@@ -109,7 +111,32 @@ class BrowseScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.query_one("#browse-detail", DetailView).display = False
+        if self.mvqa.store is None:
+            self._show_cached_first_page()
         super().on_mount()
+
+    def _shows_first_page(self) -> bool:
+        return self.filter.is_empty() and self.sort is None and self.page_offset == 0
+
+    def _is_first_page(self, page: Page) -> bool:
+        """A live read of the first page with no filter and no sort: the one worth keeping."""
+        return (
+            not page.cached
+            and page.version is not None
+            and page.offset == 0
+            and page.sort is None
+            and page.where == build_where(self.view, Filter())
+        )
+
+    def _show_cached_first_page(self) -> None:
+        """While LanceDB loads, show the first page kept from the last session when its table
+        has not changed since (see `ui.page_cache`); the live read replaces it."""
+        if not self._shows_first_page():
+            return
+        cached = page_cache.load(self.mvqa.settings.store, self.view_name, PAGE_SIZE)
+        if cached is not None:
+            page = Page(self.view.table, cached["rows"], cached["total"], 0, PAGE_SIZE, cached=True)
+            self._show_page(page)
 
     @property
     def view(self):
@@ -129,10 +156,10 @@ class BrowseScreen(BaseScreen):
         self.load_page()
 
     def load_page(self, offset: int | None = None) -> None:
-        if self.mvqa.store is None:
-            return
         if offset is not None:
             self.page_offset = max(0, offset)
+        if self.mvqa.store is None:
+            return  # the read once the store is open uses the state set here
         store, view, flt, sort, start = (
             self.store,
             self.view,
@@ -177,6 +204,16 @@ class BrowseScreen(BaseScreen):
         table.set_rows(rows, [row[view.key] for row in page.rows])
         self.query_one("#page-info", Static).update(self._info_text(), layout=False)
         self.pages_shown += 1
+        if self._is_first_page(page):
+            page_cache.save(
+                self.mvqa.settings.store,
+                self.view_name,
+                view.table,
+                page.version,
+                page.rows,
+                page.total,
+                PAGE_SIZE,
+            )
         if not page.rows:
             self.query_one("#browse-detail", DetailView).clear(self._empty_text())
 
@@ -204,6 +241,8 @@ class BrowseScreen(BaseScreen):
         body += f" · [$text-muted]filter:[/] {escape(self.filter.describe())}"
         if loading:
             body += " · [$text-muted]loading…[/]"
+        elif page.cached:
+            body += " · [$text-muted]opening the store…[/]"
         return Content.from_markup(body)
 
     # ------------------------------------------------------------------ filters
