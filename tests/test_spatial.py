@@ -58,7 +58,7 @@ def test_every_family_lands_in_the_store_as_mcqs(generated):
         assert len(by_family(rows, family)) == COUNT
     for row in rows:
         assert row["origin"] == "spatial"
-        assert row["status"] == "pending" and row["review"] == "unreviewed"
+        assert row["status"] == "kept" and row["review"] == "unreviewed"
         assert row["figure_id"] == row["image_ids"][0]
         assert row["params"]["family"] == row["family"].removeprefix("spatial:")
         for fid in row["image_ids"]:

@@ -1,6 +1,6 @@
 """`generate_spatial`: generate spatial-reasoning MCQs and write them to the store.
 
-Items become ordinary MCQs (family "spatial:<family>", origin "spatial", status pending) whose
+Items become ordinary MCQs (family "spatial:<family>", origin "spatial", status kept) whose
 images are stored as figures (source_kind "spatial", content-addressed ids), so they go
 through the same dedup, review and export as every other MCQ. Micrograph families draw
 their source figures from the store (never from figures this generator made); molecular
@@ -41,7 +41,7 @@ from microvqa_tui.pipeline.spatial.common import (
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, content_id, text_id
 from store.queries import quote
-from store.schema import utcnow
+from store.schema import STATUS_KEPT, utcnow
 
 STEP = "spatial"
 TASK_STR = "spatial_reasoning"
@@ -156,6 +156,10 @@ def item_rows(item: SpatialItem, run_id: str, now=None) -> tuple[list[dict], dic
         "task_str": TASK_STR,
         "family": FAMILY_PREFIX + item.family,
         "origin": ORIGIN,
+        # The key is exact by construction and checked at generation (distractors differ,
+        # the answer re-derives from the stored parameters): nothing for the LLM filters to
+        # judge, so the item is kept; dedup and review can still hold it out or reject it.
+        "status": STATUS_KEPT,
         "params_json": canonical_json(item.params),
         "created_at": now,
         "run_id": run_id,
