@@ -135,8 +135,21 @@ def _register_subcommands() -> None:
                 raise
 
 
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM (`kill`, a job scheduler's time limit) like Ctrl-C: the step in flight
+    unwinds, so its run record says `cancelled` and completed batches stay saved, instead
+    of the process vanishing with a run left `running`."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     _register_subcommands()
+    stop_on_sigterm()
     try:
         app()
     except MicroVQAError as exc:

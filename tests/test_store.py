@@ -122,3 +122,33 @@ def test_a_fresh_reader_sees_another_handles_writes(tmp_path):
     assert stale.count("captions") == 1  # why the TUI does not use the default
     stale.refresh()
     assert stale.count("captions") == 2
+
+
+def test_sigterm_leaves_a_cancelled_run_record_not_a_running_one(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from microvqa_tui.cli import stop_on_sigterm\n"
+        "from microvqa_tui.pipeline.runs import record_run\n"
+        "from store import open_store\n"
+        "stop_on_sigterm()\n"
+        "store = open_store(sys.argv[1])\n"
+        "with record_run(store, 'slow'):\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "s")], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    from store import open_store
+
+    runs = open_store(tmp_path / "s").page("runs", limit=10)
+    assert [(r["step"], r["status"], r["message"]) for r in runs] == [
+        ("slow", "cancelled", "interrupted")
+    ]

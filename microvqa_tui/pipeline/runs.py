@@ -55,6 +55,9 @@ def record_run(
     except Cancelled as exc:
         status, record.message = "cancelled", str(exc)
         raise
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM via `cli.stop_on_sigterm`
+        status, record.message = "cancelled", "interrupted"
+        raise
     except BaseException as exc:
         status, record.message = "failed", f"{type(exc).__name__}: {exc}"
         raise
