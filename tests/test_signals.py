@@ -115,7 +115,10 @@ def test_missing_models_are_written_unavailable_never_faked(store, settings, min
     assert set(out["unavailable"]) == {"nli", "clip"}
     assert "pull nli" in out["unavailable"]["nli"]
     rows = _signals(store)
-    assert len(rows) == len(ids) * len(SIGNAL_NAMES)
+    # one row per (QA, signal), plus the pair-level rows of the one figure-caption signal
+    # that needs no missing model (pixel descriptor + MiniLM, no CLIP)
+    assert len([k for k in rows if k[0] in ids]) == len(ids) * len(SIGNAL_NAMES)
+    assert {k[1] for k in rows if k[0] not in ids} == {"image_neighbour_caption_agreement"}
     for qa in ids:
         for name in (
             "nli_entail",
@@ -127,6 +130,8 @@ def test_missing_models_are_written_unavailable_never_faked(store, settings, min
             row = rows[(qa, name)]
             assert row["available"] is False and row["value"] is None
             assert row["detail"].startswith("model missing: ")
+        pixel = rows[(qa, "image_neighbour_caption_agreement")]
+        assert pixel["available"] and pixel["model"] == f"pixel-stats-v1+{minilm.model_id}"
         text = rows[(qa, "text_caption_qa")]
         assert text["available"] and 0 < text["value"] <= 1 and text["model"] == minilm.model_id
         agree = rows[(qa, "agent_agreement")]

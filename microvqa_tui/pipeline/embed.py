@@ -8,10 +8,14 @@ Spaces and their items:
     clip_image    figure_id   CLIP image tower
     clip_caption  caption_id  CLIP text tower of the caption
     clip_qa       qa_id       CLIP text tower of "question answer"
+    pixel_image   figure_id   model-free colour/stain/texture statistics of the image
+                              (`models.pixel`, not a CLIP substitute: no semantics)
 
 Resumable: only items without a vector of the current model in that space are embedded;
 batches are written as they are done. A missing model (CLIP is optional) is reported under
-`unavailable` with how to get it, and the other spaces are still embedded.
+`unavailable` with how to get it, and the other spaces are still embedded. The pixel
+descriptor needs no model and is always available. An image that cannot be decoded is
+counted under `failed` and gets no vector.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from store.queries import by_keys, column_values, quote
 @dataclass(frozen=True)
 class Space:
     name: str
-    role: str  # text | clip
+    role: str  # text | clip | pixel
     table: str  # figures | captions | qas
     kind: str  # text | image
 
@@ -47,11 +51,21 @@ SPACES: dict[str, Space] = {
         Space("clip_image", "clip", "figures", "image"),
         Space("clip_caption", "clip", "captions", "text"),
         Space("clip_qa", "clip", "qas", "text"),
+        Space("pixel_image", "pixel", "figures", "image"),
     )
 }
 assert tuple(SPACES) == EMBED_SPACES
 
-__all__ = ["SPACES", "EmbedSettings", "embed_settings", "run_embed"]
+__all__ = ["SPACES", "EmbedSettings", "embed_settings", "load_role", "run_embed"]
+
+
+def load_role(role: str, settings: Any, models: Any = None) -> tuple[Any, str]:
+    """(model, "") or (None, why) for an embedding role; `pixel` is built in (no model)."""
+    if role == "pixel":
+        from microvqa_tui.models.pixel import PixelDescriptor
+
+        return PixelDescriptor(), ""
+    return load_model(role, settings, models)
 
 
 def qa_text(question: str, answer: str) -> str:
@@ -196,7 +210,8 @@ def run_embed(
 ) -> EmbedReport:
     """Fill every configured embedding space with the vectors it lacks.
 
-    `models` provides `get_text(settings)` / `get_clip(settings)` (default: the registry).
+    `models` provides `get_text(settings)` / `get_clip(settings)` (default: the registry);
+    the `pixel` descriptor is built in.
     """
     progress = progress or NullProgress()
     cancel = cancel or CancelToken()
@@ -214,7 +229,7 @@ def run_embed(
         for name in cfg.spaces:
             space = SPACES[name]
             if space.role not in loaded:
-                loaded[space.role] = load_model(space.role, settings, models)
+                loaded[space.role] = load_role(space.role, settings, models)
                 if loaded[space.role][0] is None:
                     report.unavailable[space.role] = loaded[space.role][1]
                     progress.log(f"embed: {space.role} model missing — {loaded[space.role][1]}")

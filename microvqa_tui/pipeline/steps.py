@@ -47,7 +47,8 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec(
         "embed",
         "Embed",
-        "CLIP image/caption and MiniLM text embeddings for figures, captions and QAs",
+        "CLIP image/caption and MiniLM text embeddings for figures, captions and QAs, and a "
+        "model-free pixel descriptor of each figure",
         "microvqa_tui.pipeline.embed:run_embed",
         reads=("figures", "captions", "qas"),
         writes=("emb_*",),
@@ -63,7 +64,7 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec(
         "signals",
         "Signals",
-        "NLI, CLIP, text-similarity and agent consistency signals per QA",
+        "NLI, CLIP, text-similarity, agent and pixel-neighbour caption agreement signals per QA",
         "microvqa_tui.pipeline.signals:run_signals",
         reads=("qas", "captions", "figures"),
         writes=("signals",),

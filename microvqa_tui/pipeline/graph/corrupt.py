@@ -5,6 +5,8 @@ Two corruptions, as in MicroVQA++:
 * wrong figure - the copy hangs off another figure's image and caption, so its edge signals
   are those of the wrong pair: similarities (text caption-QA, CLIP image-QA, CLIP
   image-caption) are recomputed from the embeddings of the new pairing where both exist;
+  other figure-caption signals (`PAIR_SIGNALS`, e.g. the pixel-neighbour caption agreement)
+  are those of the new (real) figure-caption pair;
   the NLI triple is taken from a real QA whose entailment is in the lowest quarter (an
   unrelated caption neither entails nor contradicts); agent signals are drawn from their
   low quarter; a signal none of this applies to is left unavailable;
@@ -24,6 +26,7 @@ import numpy as np
 from microvqa_tui.pipeline.graph.inputs import (
     AGENT_SIGNALS,
     NLI_SIGNALS,
+    PAIR_SIGNALS,
     SIMILARITY_SIGNALS,
     GraphInputs,
     SignalTable,
@@ -180,6 +183,17 @@ def _wrong_pair_signals(inputs, rng, src, fig, cap, values, mask, rows) -> None:
             val = np.where(use, pair[0][c], val)
             ok = ok | (use & pair[1][c])
         values[rows, j] = np.where(ok, val, 0.0)
+        mask[rows, j] = ok
+        done.add(name)
+
+    # Other pair-level signals: the new figure and caption are a real pair with its value.
+    c = np.where(cap >= 0, cap, 0)
+    for name in PAIR_SIGNALS:
+        j, pair = sig.index(name), inputs.caption_signals.column(name)
+        if j is None or name in done:
+            continue
+        ok = (cap >= 0) & (pair[1][c] if pair is not None else False)
+        values[rows, j] = np.where(ok, pair[0][c] if pair is not None else 0.0, 0.0)
         mask[rows, j] = ok
         done.add(name)
 

@@ -22,6 +22,8 @@ SIGNAL_DIRECTIONS: dict[str, int] = {
     "text_caption_qa": 1,
     "agent_agreement": 1,
     "agent_supported": 1,
+    # Model-free pixel descriptor neighbours + MiniLM (signals/neighbours.py); not CLIP.
+    "image_neighbour_caption_agreement": 1,
 }
 
 # Names other steps may use for the same signal.
@@ -38,6 +40,10 @@ SIMILARITY_SIGNALS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "clip_image_qa": (("image", "clip"), ("qa", "clip")),
     "clip_image_caption": (("image", "clip"), ("caption", "clip")),
 }
+
+# Figure–caption (pair-level) signals that are properties of the pair alone, whatever QA
+# hangs off it; a QA moved to another figure and caption reads that pair's value.
+PAIR_SIGNALS = ("clip_image_caption", "image_neighbour_caption_agreement")
 
 NLI_SIGNALS = ("nli_entail", "nli_neutral", "nli_contradict")
 AGENT_SIGNALS = ("agent_agreement", "agent_supported")
@@ -138,8 +144,10 @@ class GraphInputs:
     """Nodes (images = figures, captions, QAs), their links, signals and embeddings.
 
     `qa_caption` is -1 for a QA without a caption. `signals` are per QA; `caption_signals`
-    (optional) are pair-level signals of a caption and its figure (e.g. clip_image_caption).
-    `embeddings[node_type][family]`, families such as "clip" or "text"; any may be missing.
+    (optional) are pair-level signals of a caption and its figure (e.g. clip_image_caption,
+    image_neighbour_caption_agreement).
+    `embeddings[node_type][family]`, families such as "clip", "text" or "pixel" (the
+    model-free image descriptor); any may be missing.
     """
 
     qa_ids: list[str]

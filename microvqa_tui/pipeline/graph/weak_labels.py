@@ -7,7 +7,9 @@ a noisy label:
 * positive: no negative vote, at least `min_positive_votes` positive votes, and every
   available key signal agrees: entailment high, a QA similarity (text or CLIP) high, the
   agents agree / support;
-* negative: contradiction high, or two negative votes, or a negative vote and no positive;
+* negative: contradiction high, or two negative votes, or a negative vote and no positive
+  (pair-level signals - CLIP image-caption cosine, the pixel-neighbour caption agreement -
+  only vote negative, when very low);
 * abstain otherwise.
 
 Similarity thresholds are quantiles of the signal's own distribution (similarity scales differ
@@ -35,7 +37,10 @@ POSITIVE, NEGATIVE, ABSTAIN = 1, 0, -1
 SOURCE_NONE, SOURCE_WEAK, SOURCE_SYNTHETIC, SOURCE_HUMAN = 0, 1, 2, 3
 
 QA_SIMILARITIES = ("text_caption_qa", "clip_image_qa")
-PAIR_SIMILARITIES = ("clip_image_caption",)
+# Pair-level signals: they only vote negative (very low), never positive on their own.
+# image_neighbour_caption_agreement is a centred agreement (pixel-descriptor neighbours +
+# MiniLM), not a cosine, but reads the same way: quantile cuts of its own distribution.
+PAIR_SIMILARITIES = ("clip_image_caption", "image_neighbour_caption_agreement")
 
 
 @dataclass(frozen=True)

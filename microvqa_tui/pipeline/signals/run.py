@@ -4,9 +4,14 @@
     clip_image_caption, clip_image_qa        CLIP cosine of the figure with the caption / QA
     text_caption_qa                          MiniLM cosine of the caption and the QA
     agent_agreement, agent_supported         the LLM's own answer and verdict (see agent.py)
+    image_neighbour_caption_agreement        MiniLM closeness of the caption to the captions
+                                             of the figures that look most alike by the
+                                             model-free pixel descriptor (see neighbours.py)
 
-`clip_image_caption` is a figure–caption signal: it is written per QA (so every QA row
-carries it) and once per caption (item_id = caption_id) for pair-level use.
+`clip_image_caption` and `image_neighbour_caption_agreement` are figure–caption signals:
+they are written per QA (so every QA row carries them) and once per caption
+(item_id = caption_id) for pair-level use. The latter needs no image model (only MiniLM)
+and is stored with the model `pixel-stats-v1+<MiniLM id>`; it is not a CLIP signal.
 
 A signal whose model is missing is written with available=False, value None and a detail
 saying which model is missing and how to get it — never faked. Resumable per
@@ -49,6 +54,7 @@ FAMILY_SIGNALS: dict[str, tuple[str, ...]] = {
     "clip": ("clip_image_caption", "clip_image_qa"),
     "text": ("text_caption_qa",),
     "agent": ("agent_agreement", "agent_supported"),
+    "pixel": ("image_neighbour_caption_agreement",),
 }
 SIGNAL_NAMES = tuple(name for names in FAMILY_SIGNALS.values() for name in names)
 MISSING = "model missing: "  # detail prefix of placeholders written for a missing model
@@ -87,11 +93,14 @@ class _Models:
     text: Any = None  # MiniLM (text family, agent agreement)
     text_id: str = ""
     agent_image: bool = False
+    device: str = "auto"  # where the k-NN search of the pixel family runs
+    pair_cache: dict[str, tuple[float | None, str]] | None = None  # caption -> (value, detail)
 
 
 def _load_models(settings: Any, cfg: SignalSettings, provider: Any) -> _Models:
     m = _Models()
     cache: dict[str, tuple[Any, str]] = {}
+    m.device = str(getattr(getattr(settings, "models", None), "device", "") or "auto")
 
     def get(role: str) -> tuple[Any, str]:
         if role not in cache:
@@ -105,9 +114,7 @@ def _load_models(settings: Any, cfg: SignalSettings, provider: Any) -> _Models:
             else configured_model(settings, role)
         )
 
-    text, text_msg = (
-        get("text") if ("text" in cfg.families or "agent" in cfg.families) else (None, "")
-    )
+    text, text_msg = get("text") if {"text", "agent", "pixel"} & set(cfg.families) else (None, "")
     m.text, m.text_id = text, ident("text", text)
     for family in cfg.families:
         if family == "agent":
@@ -124,6 +131,12 @@ def _load_models(settings: Any, cfg: SignalSettings, provider: Any) -> _Models:
             )
             m.signal_model["agent_agreement"] = f"{llm_id}+{measure}"
             m.signal_model["agent_supported"] = llm_id
+        elif family == "pixel":  # the built-in descriptor + MiniLM; missing with MiniLM
+            from microvqa_tui.models.pixel import MODEL_ID as PIXEL_MODEL
+
+            model = text
+            message = f"image_neighbour_caption_agreement needs the text model: {text_msg}"
+            m.signal_model["image_neighbour_caption_agreement"] = f"{PIXEL_MODEL}+{m.text_id}"
         else:
             role = family
             model, message = (text, text_msg) if family == "text" else get(role)
@@ -352,6 +365,8 @@ def _compute_batch(
             )
         elif family == "agent":
             _agent(store, model, m, cfg, templates, wanted, caption_of, put, seed_base, stats)
+        elif family == "pixel":
+            caption_rows += _neighbour_agreement(store, model, m, cfg, wanted, put, now, run_id)
     return rows, caption_rows, stats
 
 
@@ -549,3 +564,105 @@ def _agent(
     measure = "MiniLM cosine" if use_minilm else "token F1"
     for (q, ans), value in zip(answers, values, strict=True):
         put(q, "agent_agreement", float(value), f"{measure}; agent answer: {ans}")
+
+
+def _neighbour_agreement(
+    store: Store,
+    text: Any,
+    m: _Models,
+    cfg: SignalSettings,
+    qas: list[dict[str, Any]],
+    put: Any,
+    now: Any,
+    run_id: str,
+) -> list[dict[str, Any]]:
+    """image_neighbour_caption_agreement per QA and per caption (see neighbours.py).
+
+    The value depends on every captioned figure, so it is computed for all captions once per
+    run (vectors the store lacks are computed and stored on the way) and then looked up.
+    """
+    name = "image_neighbour_caption_agreement"
+    model_id = m.signal_model[name]
+    if m.pair_cache is None:
+        m.pair_cache = _all_neighbour_agreements(store, text, m.text_id, cfg.neighbour_k, m.device)
+    pair_rows: dict[str, dict[str, Any]] = {}
+    for q in qas:
+        if not q["caption_id"]:
+            put(q, name, None, "the QA has no caption", ok=False)
+            continue
+        value, detail = m.pair_cache.get(q["caption_id"], (None, "the caption is not in the store"))
+        put(q, name, value, detail, ok=value is not None)
+        if value is not None:
+            pair_rows[q["caption_id"]] = {
+                "signal_id": signal_id(q["caption_id"], name, model_id),
+                "item_id": q["caption_id"],
+                "figure_id": q["figure_id"],
+                "name": name,
+                "value": float(value),
+                "available": True,
+                "model": model_id,
+                "detail": ("figure–caption pair; " + detail)[:1000],
+                "created_at": now,
+                "run_id": run_id,
+            }
+    return list(pair_rows.values())
+
+
+def _all_neighbour_agreements(
+    store: Store, text: Any, text_id: str, k: int, device: str
+) -> dict[str, tuple[float | None, str]]:
+    """caption_id -> (value or None, detail) for every caption in the store."""
+    from microvqa_tui.models.pixel import MODEL_ID as PIXEL_MODEL
+    from microvqa_tui.models.pixel import PixelDescriptor
+    from microvqa_tui.pipeline.signals.neighbours import neighbour_caption_agreement
+
+    total = store.count("captions")
+    if not total:
+        return {}
+    rows = store.page("captions", columns=["caption_id", "figure_id"], limit=total)
+    rows.sort(key=lambda r: r["caption_id"])
+    caption_ids = [r["caption_id"] for r in rows]
+    figure_ids = sorted({r["figure_id"] for r in rows})
+    fig_pos = {f: i for i, f in enumerate(figure_ids)}
+    cap_vecs: dict[str, np.ndarray] = {}
+    for chunk in batched(caption_ids, 2048):
+        cap_vecs.update(vectors_for(store, SPACES["text_caption"], text, text_id, chunk))
+    fig_vecs: dict[str, np.ndarray] = {}
+    descriptor = PixelDescriptor()
+    for chunk in batched(figure_ids, 256):  # image bytes are read a chunk at a time
+        fig_vecs.update(vectors_for(store, SPACES["pixel_image"], descriptor, PIXEL_MODEL, chunk))
+    dim_c = len(next(iter(cap_vecs.values()))) if cap_vecs else 1
+    dim_f = len(next(iter(fig_vecs.values()))) if fig_vecs else 1
+    c = np.zeros((len(caption_ids), dim_c), np.float32)
+    c_ok = np.zeros(len(caption_ids), bool)
+    for i, cid in enumerate(caption_ids):
+        if cid in cap_vecs:
+            c[i], c_ok[i] = cap_vecs[cid], True
+    f = np.zeros((len(figure_ids), dim_f), np.float32)
+    f_ok = np.zeros(len(figure_ids), bool)
+    for i, fid in enumerate(figure_ids):
+        if fid in fig_vecs:
+            f[i], f_ok[i] = fig_vecs[fid], True
+    result = neighbour_caption_agreement(
+        c,
+        c_ok,
+        np.array([fig_pos[r["figure_id"]] for r in rows], np.int64),
+        f,
+        f_ok,
+        k,
+        device=device,
+    )
+    out: dict[str, tuple[float | None, str]] = {}
+    n_pool = int(f_ok.sum())
+    for i, cid in enumerate(caption_ids):
+        if result.why[i]:
+            out[cid] = (None, result.why[i])
+            continue
+        nbrs = [figure_ids[j] for j in result.neighbours[i] if j >= 0]
+        detail = (
+            f"MiniLM cosine with the captions of the {len(nbrs)} figures nearest by pixel "
+            f"statistics (of {n_pool}) {result.neighbour_mean[i]:.3f} minus mean cosine with "
+            f"all other captions {result.baseline[i]:.3f}; neighbours: " + ", ".join(nbrs)
+        )
+        out[cid] = (float(result.value[i]), detail)
+    return out

@@ -13,8 +13,8 @@ from pydantic import Field
 
 from microvqa_tui.pipeline.step import StepSection
 
-SIGNAL_FAMILIES = ("nli", "clip", "text", "agent")
-EMBED_SPACES = ("text_caption", "text_qa", "clip_image", "clip_caption", "clip_qa")
+SIGNAL_FAMILIES = ("nli", "clip", "text", "agent", "pixel")
+EMBED_SPACES = ("text_caption", "text_qa", "clip_image", "clip_caption", "clip_qa", "pixel_image")
 
 
 class EmbedSettings(StepSection):
@@ -37,11 +37,18 @@ def embed_settings(settings: Any) -> EmbedSettings:
 class SignalSettings(StepSection):
     """Which consistency signals are computed per QA, and how."""
 
-    families: list[Literal["nli", "clip", "text", "agent"]] = Field(
+    families: list[Literal["nli", "clip", "text", "agent", "pixel"]] = Field(
         default_factory=lambda: list(SIGNAL_FAMILIES),
-        description="Signal families to compute: nli, clip, text, agent.",
+        description="Signal families to compute: nli, clip, text, agent, pixel (the "
+        "image_neighbour_caption_agreement of the model-free pixel descriptor and MiniLM).",
     )
     batch_size: int = Field(32, ge=1, description="QAs per batch (written together).")
+    neighbour_k: int = Field(
+        5,
+        ge=1,
+        description="image_neighbour_caption_agreement: how many nearest other figures (in "
+        "the pixel_image space) a caption is compared with.",
+    )
     limit: int = Field(0, ge=0, description="Process at most this many QAs per run (0 = all).")
     agent_source: Literal["auto", "caption", "image"] = Field(
         "auto",
