@@ -107,7 +107,10 @@ def find_source(root: str, key: str) -> str:
     with open(path, "rb") as fh:
         digest = hashlib.sha256(fh.read()).hexdigest()
     if digest != SOURCES[key]["sha256"]:
-        print(f"warning: {path} differs from the file the sample was built from (sha256 {digest})", file=sys.stderr)
+        print(
+            f"warning: {path} differs from the file the sample was built from (sha256 {digest})",
+            file=sys.stderr,
+        )
     return path
 
 
@@ -155,7 +158,9 @@ def resize(im: Image.Image, w: int, h: int | None = None) -> Image.Image:
     return im.resize((w, h), Image.LANCZOS)
 
 
-def stretch(a: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.8, gamma: float = 1.0) -> np.ndarray:
+def stretch(
+    a: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.8, gamma: float = 1.0
+) -> np.ndarray:
     lo, hi = np.percentile(a, [lo_pct, hi_pct])
     out = np.clip((a - lo) / max(hi - lo, 1e-9), 0, 1)
     return out**gamma
@@ -167,8 +172,20 @@ LUT_ANCHORS = {
     "green": [(0, (0, 0, 0)), (1, (40, 255, 40))],
     "magenta": [(0, (0, 0, 0)), (1, (255, 0, 255))],
     "blue": [(0, (0, 0, 0)), (0.8, (40, 90, 255)), (1, (170, 200, 255))],
-    "fire": [(0, (0, 0, 0)), (0.25, (110, 0, 160)), (0.5, (230, 40, 40)), (0.75, (255, 170, 0)), (1, (255, 255, 220))],
-    "viridis": [(0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1, (253, 231, 37))],
+    "fire": [
+        (0, (0, 0, 0)),
+        (0.25, (110, 0, 160)),
+        (0.5, (230, 40, 40)),
+        (0.75, (255, 170, 0)),
+        (1, (255, 255, 220)),
+    ],
+    "viridis": [
+        (0, (68, 1, 84)),
+        (0.25, (59, 82, 139)),
+        (0.5, (33, 145, 140)),
+        (0.75, (94, 201, 98)),
+        (1, (253, 231, 37)),
+    ],
 }
 
 
@@ -192,7 +209,9 @@ def lut_bar(name: str, w: int, h: int) -> Image.Image:
 # rows: hematoxylin, eosin, DAB
 RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
 HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
-RGB_FROM_HE = np.array([[0.644211, 0.716556, 0.266844], [0.092789, 0.954111, 0.283111], [0.0, 0.0, 0.0]])
+RGB_FROM_HE = np.array(
+    [[0.644211, 0.716556, 0.266844], [0.092789, 0.954111, 0.283111], [0.0, 0.0, 0.0]]
+)
 RGB_FROM_HE[2] = np.cross(RGB_FROM_HE[0], RGB_FROM_HE[1])
 RGB_FROM_HE /= np.linalg.norm(RGB_FROM_HE, axis=1, keepdims=True)
 HE_FROM_RGB = np.linalg.inv(RGB_FROM_HE)
@@ -220,11 +239,23 @@ def add_letter(im: Image.Image, letter: str, color=(0, 0, 0), size: int | None =
     size = size or max(16, round(min(im.size) * 0.085))
     f = font(size, bold=True)
     x, y = round(size * 0.3), round(size * 0.15)
-    d.text((x, y), letter, font=f, fill=color, stroke_width=max(2, size // 12), stroke_fill=contrast(color))
+    d.text(
+        (x, y),
+        letter,
+        font=f,
+        fill=color,
+        stroke_width=max(2, size // 12),
+        stroke_fill=contrast(color),
+    )
 
 
 def add_scale_bar(
-    im: Image.Image, um_per_px: float, length_um: float, color=(255, 255, 255), label: bool = True, margin: int | None = None
+    im: Image.Image,
+    um_per_px: float,
+    length_um: float,
+    color=(255, 255, 255),
+    label: bool = True,
+    margin: int | None = None,
 ) -> None:
     """Scale bar bottom-right; um_per_px refers to the *displayed* pixels."""
     d = ImageDraw.Draw(im)
@@ -243,10 +274,19 @@ def add_scale_bar(
         txt = f"{length_um:g} µm" if length_um < 1000 else f"{length_um / 1000:g} mm"
         bb = d.textbbox((0, 0), txt, font=f)
         tw, th = bb[2] - bb[0], bb[3] - bb[1]
-        d.text((x0 + (bar_len - tw) / 2 - bb[0], y0 - th - 5 - bb[1]), txt, font=f, fill=color, stroke_width=2, stroke_fill=contrast(color))
+        d.text(
+            (x0 + (bar_len - tw) / 2 - bb[0], y0 - th - 5 - bb[1]),
+            txt,
+            font=f,
+            fill=color,
+            stroke_width=2,
+            stroke_fill=contrast(color),
+        )
 
 
-def draw_box(im: Image.Image, xywh, color=(255, 255, 255), width: int = 2, dashed: bool = False) -> None:
+def draw_box(
+    im: Image.Image, xywh, color=(255, 255, 255), width: int = 2, dashed: bool = False
+) -> None:
     d = ImageDraw.Draw(im)
     x, y, w, h = (round(v) for v in xywh)
     if not dashed:
@@ -261,7 +301,14 @@ def draw_box(im: Image.Image, xywh, color=(255, 255, 255), width: int = 2, dashe
         d.line((x + w, y + a0, x + w, y + min(a0 + seg, h)), fill=color, width=width)
 
 
-def draw_arrow(im: Image.Image, tip, direction=(-1, -1), length: int = 26, color=(255, 255, 255), width: int = 3) -> None:
+def draw_arrow(
+    im: Image.Image,
+    tip,
+    direction=(-1, -1),
+    length: int = 26,
+    color=(255, 255, 255),
+    width: int = 3,
+) -> None:
     """Arrow pointing at `tip`, tail offset along -direction (unit-ised)."""
     d = ImageDraw.Draw(im)
     dx, dy = direction
@@ -283,12 +330,29 @@ def draw_asterisk(im: Image.Image, xy, color=(255, 255, 255), size: int = 22) ->
     d = ImageDraw.Draw(im)
     f = font(size, bold=True)
     bb = d.textbbox((0, 0), "*", font=f)
-    d.text((xy[0] - (bb[2] - bb[0]) / 2 - bb[0], xy[1] - (bb[3] - bb[1]) / 2 - bb[1]), "*", font=f, fill=color, stroke_width=2, stroke_fill=contrast(color))
+    d.text(
+        (xy[0] - (bb[2] - bb[0]) / 2 - bb[0], xy[1] - (bb[3] - bb[1]) / 2 - bb[1]),
+        "*",
+        font=f,
+        fill=color,
+        stroke_width=2,
+        stroke_fill=contrast(color),
+    )
 
 
-def label_text(im: Image.Image, xy, text: str, color=(255, 255, 255), size: int = 14, anchor: str = "la") -> None:
+def label_text(
+    im: Image.Image, xy, text: str, color=(255, 255, 255), size: int = 14, anchor: str = "la"
+) -> None:
     d = ImageDraw.Draw(im)
-    d.text(xy, text, font=font(size, bold=True), fill=color, anchor=anchor, stroke_width=2, stroke_fill=contrast(color))
+    d.text(
+        xy,
+        text,
+        font=font(size, bold=True),
+        fill=color,
+        anchor=anchor,
+        stroke_width=2,
+        stroke_fill=contrast(color),
+    )
 
 
 def grid(panels: list[list[Image.Image]], gap: int = 6, bg=(255, 255, 255)) -> Image.Image:
@@ -341,7 +405,11 @@ def line_plot(
             for xv, yv in zip(xs, ys, strict=True):
                 if yv <= 0:
                     continue
-                d.rectangle((X(xv - bw / 2) + 1, Y(yv), X(xv + bw / 2) - 1, y1), fill=col, outline=(40, 40, 40))
+                d.rectangle(
+                    (X(xv - bw / 2) + 1, Y(yv), X(xv + bw / 2) - 1, y1),
+                    fill=col,
+                    outline=(40, 40, 40),
+                )
         else:
             pts = [(X(a), Y(b)) for a, b in zip(xs, ys, strict=True)]
             d.line(pts, fill=col, width=2, joint="curve")
@@ -358,7 +426,9 @@ def line_plot(
         d.text((x0 - 8, Y(t)), f"{t:g}", font=f, fill=(0, 0, 0), anchor="rm")
     d.text(((x0 + x1) / 2, h - fs * 0.4), xlabel, font=f, fill=(0, 0, 0), anchor="md")
     lab = Image.new("RGB", (round(y1 - y0), fs + 6), (255, 255, 255))
-    ImageDraw.Draw(lab).text((lab.width / 2, lab.height / 2), ylabel, font=f, fill=(0, 0, 0), anchor="mm")
+    ImageDraw.Draw(lab).text(
+        (lab.width / 2, lab.height / 2), ylabel, font=f, fill=(0, 0, 0), anchor="mm"
+    )
     lab = lab.rotate(90, expand=True)
     im.paste(lab, (round(fs * 0.2), round(y0)))
     return im
@@ -426,7 +496,9 @@ def segment_nuclei(a: np.ndarray):
 BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 
 
-def he_panel(a, x, y, w, h, out_w, um_per_px, bar_um, letter=None, bar_color=BLACK, letter_color=BLACK):
+def he_panel(
+    a, x, y, w, h, out_w, um_per_px, bar_um, letter=None, bar_color=BLACK, letter_color=BLACK
+):
     im = resize(to_img(crop(a, x, y, w, h)), out_w)
     scale = um_per_px * w / out_w
     if bar_um:
@@ -515,7 +587,14 @@ def fig_cmu_overview(S):
     add_scale_bar(im, scale, 250, color=BLACK)
     # mark the keratin-filled invagination and a concentric keratinised structure
     draw_asterisk(im, (1390 * 540 / 2220, 1430 * 540 / 2220), color=BLACK, size=44)
-    draw_arrow(im, (1300 * 540 / 2220, 2100 * 540 / 2220), direction=(-1, 1), color=BLACK, length=44, width=4)
+    draw_arrow(
+        im,
+        (1300 * 540 / 2220, 2100 * 540 / 2220),
+        direction=(-1, 1),
+        color=BLACK,
+        length=44,
+        width=4,
+    )
     return im, {}
 
 
@@ -524,7 +603,13 @@ def fig_cmu_invagination_two(S):
     A, _ = he_panel(a, 1000, 760, 920, 1100, 360, 0.499, 100, "A")
     # box: epithelium with granular layer at the base of the invagination
     zx, zy, zw, zh = 1080, 1340, 420, 502
-    draw_box(A, ((zx - 1000) * 360 / 920, (zy - 760) * 360 / 920, zw * 360 / 920, zh * 360 / 920), color=BLACK, width=2, dashed=True)
+    draw_box(
+        A,
+        ((zx - 1000) * 360 / 920, (zy - 760) * 360 / 920, zw * 360 / 920, zh * 360 / 920),
+        color=BLACK,
+        width=2,
+        dashed=True,
+    )
     B, _ = he_panel(a, zx, zy, zw, zh, 360, 0.499, 50, "B")
     return grid([[A, B]]), {}
 
@@ -555,14 +640,24 @@ def fig_cmu_two_zooms(S):
     x, y, w, h = 400, 1700, 1200, 1200
     A, _ = he_panel(a, x, y, w, h, 372, 0.499, 200, "A")
     zx, zy, zw, zh = 560, 2300, 300, 300
-    draw_box(A, ((zx - x) * 372 / w, (zy - y) * 372 / h, zw * 372 / w, zh * 372 / h), color=BLACK, width=2)
+    draw_box(
+        A,
+        ((zx - x) * 372 / w, (zy - y) * 372 / h, zw * 372 / w, zh * 372 / h),
+        color=BLACK,
+        width=2,
+    )
     B, _ = he_panel(a, zx, zy, zw, zh, 372, 0.499, 25, "B")
     return grid([[A, B]]), {}
 
 
 def fig_cmu_grid4(S):
     a = S["cmu"]
-    regions = [(760, 180, 360, 360), (1180, 900, 360, 360), (700, 2500, 360, 360), (1700, 2020, 360, 360)]
+    regions = [
+        (760, 180, 360, 360),
+        (1180, 900, 360, 360),
+        (700, 2500, 360, 360),
+        (1700, 2020, 360, 360),
+    ]
     ps = []
     for (x, y, w, h), L in zip(regions, "ABCD", strict=True):
         p, _ = he_panel(a, x, y, w, h, 300, 0.499, 50, L)
@@ -626,7 +721,13 @@ def fig_ihc_two_zooms(S):
     a = S["ihc"]
     A, _ = he_panel(a, 0, 0, 512, 512, 372, 0.5, 50, "A")
     zx, zy, zw, zh = 10, 300, 180, 180
-    draw_box(A, (zx * 372 / 512, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512), color=BLACK, width=2, dashed=True)
+    draw_box(
+        A,
+        (zx * 372 / 512, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512),
+        color=BLACK,
+        width=2,
+        dashed=True,
+    )
     B, _ = he_panel(a, zx, zy, zw, zh, 372, 0.5, 20, "B")
     return grid([[A, B]]), {}
 
@@ -671,7 +772,15 @@ def fig_qpi_profile(S):
     prof = q[row - 1 : row + 2, x : x + w].mean(axis=0)
     xs = np.arange(w) * 0.107
     B = line_plot(
-        380, 360, [(xs, prof, (200, 30, 30))], "position (µm)", "grey value (a.u.)", (0, 27), (0, 255), [0, 5, 10, 15, 20, 25], [0, 50, 100, 150, 200, 250]
+        380,
+        360,
+        [(xs, prof, (200, 30, 30))],
+        "position (µm)",
+        "grey value (a.u.)",
+        (0, 27),
+        (0, 255),
+        [0, 5, 10, 15, 20, 25],
+        [0, 50, 100, 150, 200, 250],
     )
     add_letter(B, "B", size=31)
     return grid([[A, B]]), {"profile_min": float(prof.min()), "profile_max": float(prof.max())}
@@ -735,11 +844,23 @@ def fig_nuc_mitosis(S):
     A = resize(to_img(apply_lut(n, "cyan")), 372)
     add_scale_bar(A, 0.5 * 512 / 372, 50, color=WHITE)
     zx, zy, zw, zh = 200, 0, 120, 120
-    draw_box(A, (zx * 372 / 512, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512), color=WHITE, width=2, dashed=True)
+    draw_box(
+        A,
+        (zx * 372 / 512, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512),
+        color=WHITE,
+        width=2,
+        dashed=True,
+    )
     add_letter(A, "A", color=WHITE)
     B = resize(to_img(apply_lut(crop(n, zx, zy, zw, zh), "cyan")), 372)
     add_scale_bar(B, 0.5 * zw / 372, 10, color=WHITE)
-    draw_arrow(B, ((266 - zx) * 372 / zw - 10, (24 - zy) * 372 / zh), direction=(1, 0), color=WHITE, length=40)
+    draw_arrow(
+        B,
+        ((266 - zx) * 372 / zw - 10, (24 - zy) * 372 / zh),
+        direction=(1, 0),
+        color=WHITE,
+        length=40,
+    )
     add_letter(B, "B", color=WHITE)
     return grid([[A, B]]), {}
 
@@ -763,8 +884,17 @@ def fig_nuc_segmentation(S):
     hist, _ = np.histogram(np.clip(a_um2, 0, 399), bins=bins)
     ytop = 5 * math.ceil(max(hist) * 1.1 / 5)
     C = line_plot(
-        270, A.height, [((bins[:-1] + 12.5), hist, (90, 140, 220))], "area (µm²)", "objects", (0, 400), (0, ytop),
-        [0, 100, 200, 300, 400], list(range(0, ytop + 1, 5 if ytop <= 30 else 10)), bars=True, bar_width=25,
+        270,
+        A.height,
+        [((bins[:-1] + 12.5), hist, (90, 140, 220))],
+        "area (µm²)",
+        "objects",
+        (0, 400),
+        (0, ytop),
+        [0, 100, 200, 300, 400],
+        list(range(0, ytop + 1, 5 if ytop <= 30 else 10)),
+        bars=True,
+        bar_width=25,
     )
     add_letter(C, "C", size=21)
     info = {
@@ -781,7 +911,12 @@ def fig_nuc_fire(S):
     add_scale_bar(A, 0.5 * 512 / 372, 50, color=WHITE)
     add_letter(A, "A", color=WHITE)
     zx, zy, zw, zh = 0, 300, 150, 150
-    draw_box(A, (zx * 372 / 512 + 1, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512), color=WHITE, width=2)
+    draw_box(
+        A,
+        (zx * 372 / 512 + 1, zy * 372 / 512, zw * 372 / 512, zh * 372 / 512),
+        color=WHITE,
+        width=2,
+    )
     B = resize(to_img(apply_lut(crop(n, zx, zy, zw, zh), "fire")), 372)
     add_scale_bar(B, 0.5 * zw / 372, 10, color=WHITE)
     add_letter(B, "B", color=WHITE)
@@ -821,8 +956,15 @@ def fig_nuc_gallery(S):
 FIGURES = [
     # id, article, source, builder, format, modality, panels, consistent, inconsistency, caption
     dict(
-        id="sample-001", article="PMC-SAMPLE-0001", src="skin", build=fig_skin_overview, fmt="jpg",
-        modality="brightfield H&E", panels=1, consistent=True, inconsistency="",
+        id="sample-001",
+        article="PMC-SAMPLE-0001",
+        src="skin",
+        build=fig_skin_overview,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Brightfield micrograph of a hematoxylin and eosin (H&E)-stained section of human skin containing a "
             "benign intradermal nevus. The epidermis runs across the upper third of the field and is capped by a "
@@ -833,8 +975,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-002", article="PMC-SAMPLE-0001", src="skin", build=fig_skin_two_zooms, fmt="jpg",
-        modality="brightfield H&E", panels=2, consistent=True, inconsistency="",
+        id="sample-002",
+        article="PMC-SAMPLE-0001",
+        src="skin",
+        build=fig_skin_two_zooms,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Architecture of the epidermis in H&E-stained skin. (A) Low-magnification view of epidermis and dermis; "
             "the dashed box marks the region enlarged in B. (B) Higher magnification of the boxed area showing the "
@@ -845,8 +994,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-003", article="PMC-SAMPLE-0001", src="skin", build=fig_skin_three, fmt="jpg",
-        modality="brightfield H&E", panels=3, consistent=True, inconsistency="",
+        id="sample-003",
+        article="PMC-SAMPLE-0001",
+        src="skin",
+        build=fig_skin_three,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=3,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Dermal components of an intradermal nevus, H&E. (A) A well-circumscribed nest of nevus cells in the "
             "mid dermis, surrounded by collagen; the cells have uniform round-to-oval nuclei and scant cytoplasm, "
@@ -857,8 +1013,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-004", article="PMC-SAMPLE-0002", src="skin", build=fig_skin_dermis_zooms, fmt="jpg",
-        modality="brightfield H&E", panels=2, consistent=True, inconsistency="",
+        id="sample-004",
+        article="PMC-SAMPLE-0002",
+        src="skin",
+        build=fig_skin_dermis_zooms,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Nevus cells in the deeper dermis, H&E. (A) Reticular dermis with interlacing pink collagen bundles and "
             "scattered fibroblasts; a compact, rounded nest of nevus cells lies at the right and a small vessel with "
@@ -869,8 +1032,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-005", article="PMC-SAMPLE-0001", src="skin", build=fig_skin_ki67_wrong, fmt="jpg",
-        modality="brightfield H&E", panels=1, consistent=False,
+        id="sample-005",
+        article="PMC-SAMPLE-0001",
+        src="skin",
+        build=fig_skin_ki67_wrong,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=1,
+        consistent=False,
         inconsistency=(
             "The caption describes Ki-67 immunohistochemistry with brown DAB-positive nuclei, but the image is a "
             "routine H&E section with no DAB chromogen."
@@ -884,8 +1053,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-006", article="PMC-SAMPLE-0003", src="cmu", build=fig_cmu_overview, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=1, consistent=True, inconsistency="",
+        id="sample-006",
+        article="PMC-SAMPLE-0003",
+        src="cmu",
+        build=fig_cmu_overview,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Low-power view of a region from an H&E-stained whole-slide image scanned at 20× (0.50 µm per pixel). "
             "An elongated strip of tissue runs vertically through the field: a stratified squamous epithelium "
@@ -896,8 +1072,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-007", article="PMC-SAMPLE-0003", src="cmu", build=fig_cmu_invagination_two, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=2, consistent=True, inconsistency="",
+        id="sample-007",
+        article="PMC-SAMPLE-0003",
+        src="cmu",
+        build=fig_cmu_invagination_two,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Keratin-filled invagination in H&E-stained squamous tissue. (A) The invagination is lined by stratified "
             "squamous epithelium and contains loose, laminated eosinophilic-to-purple keratin flakes; the dashed box "
@@ -908,8 +1091,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-008", article="PMC-SAMPLE-0004", src="cmu", build=fig_cmu_three, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=3, consistent=True, inconsistency="",
+        id="sample-008",
+        article="PMC-SAMPLE-0004",
+        src="cmu",
+        build=fig_cmu_three,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=3,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Stroma and tissue margin in an H&E-stained whole-slide image. (A) Squamous epithelium (left edge) "
             "adjoining collagenous stroma with scattered fibroblasts and a few small clusters of dark nuclei. (B) Wavy, brightly eosinophilic "
@@ -919,8 +1109,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-009", article="PMC-SAMPLE-0003", src="cmu", build=fig_cmu_whorl, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=1, consistent=True, inconsistency="",
+        id="sample-009",
+        article="PMC-SAMPLE-0003",
+        src="cmu",
+        build=fig_cmu_whorl,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "High-magnification view of a concentrically laminated keratinised structure within squamous "
             "epithelium, H&E. A central core of compact, pale pink keratin is surrounded by dark purple layers and "
@@ -930,8 +1127,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-010", article="PMC-SAMPLE-0004", src="cmu", build=fig_cmu_two_claimed_three, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=2, consistent=False,
+        id="sample-010",
+        article="PMC-SAMPLE-0004",
+        src="cmu",
+        build=fig_cmu_two_claimed_three,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=2,
+        consistent=False,
         inconsistency="The caption describes three panels (A-C), but the figure has only two panels (A and B).",
         caption=(
             "Superficial tissue edge in an H&E-stained whole-slide image. (A) Frayed collagenous stroma at the upper "
@@ -942,8 +1145,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-011", article="PMC-SAMPLE-0005", src="ihc", build=fig_ihc_full, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=1, consistent=True, inconsistency="",
+        id="sample-011",
+        article="PMC-SAMPLE-0005",
+        src="ihc",
+        build=fig_ihc_full,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Immunohistochemical detection of FHL2 in colonic mucosa. Colonic glands show strong brown DAB staining of "
             "the epithelial cells, concentrated at the lateral cell membranes and in the cytoplasm, with blue "
@@ -954,8 +1164,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-012", article="PMC-SAMPLE-0005", src="ihc", build=fig_ihc_gland_stroma, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=2, consistent=True, inconsistency="",
+        id="sample-012",
+        article="PMC-SAMPLE-0005",
+        src="ihc",
+        build=fig_ihc_gland_stroma,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Compartment-specific FHL2 immunoreactivity. (A) A colonic gland cut longitudinally; the columnar "
             "epithelium is strongly DAB-positive along the lateral membranes and apical cytoplasm, while the pale "
@@ -966,8 +1183,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-013", article="PMC-SAMPLE-0005", src="ihc", build=fig_ihc_deconv, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=3, consistent=True, inconsistency="",
+        id="sample-013",
+        article="PMC-SAMPLE-0005",
+        src="ihc",
+        build=fig_ihc_deconv,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=3,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Colour deconvolution separates the chromogens in an FHL2-immunostained colon section. (A) Original "
             "brightfield image of colonic glands. (B) Hematoxylin component, showing all nuclei in both epithelium "
@@ -978,8 +1202,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-014", article="PMC-SAMPLE-0006", src="ihc", build=fig_ihc_if_wrong, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=2, consistent=False,
+        id="sample-014",
+        article="PMC-SAMPLE-0006",
+        src="ihc",
+        build=fig_ihc_if_wrong,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=2,
+        consistent=False,
         inconsistency=(
             "The caption describes confocal immunofluorescence (DAPI and Alexa Fluor 488 on a dark background), "
             "but the image is a brightfield DAB immunostain with hematoxylin counterstain."
@@ -993,8 +1223,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-015", article="PMC-SAMPLE-0006", src="ihc", build=fig_ihc_rosette, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=1, consistent=True, inconsistency="",
+        id="sample-015",
+        article="PMC-SAMPLE-0006",
+        src="ihc",
+        build=fig_ihc_rosette,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "A colonic gland in cross-section, FHL2 immunohistochemistry. The gland is formed by a single ring of "
             "columnar epithelial cells around a small central lumen (asterisk); brown DAB signal outlines every cell "
@@ -1004,8 +1241,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-016", article="PMC-SAMPLE-0007", src="qpi", build=fig_qpi_full, fmt="png",
-        modality="quantitative phase imaging (digital holography)", panels=1, consistent=True, inconsistency="",
+        id="sample-016",
+        article="PMC-SAMPLE-0007",
+        src="qpi",
+        build=fig_qpi_full,
+        fmt="png",
+        modality="quantitative phase imaging (digital holography)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Quantitative phase image of a single cell suspended in saline, reconstructed from a digital hologram "
             "(pixel size 0.107 µm) and shown in false colour. The cell appears as a round object of high phase "
@@ -1016,8 +1260,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-017", article="PMC-SAMPLE-0007", src="qpi", build=fig_qpi_profile, fmt="png",
-        modality="quantitative phase imaging (digital holography)", panels=2, consistent=True, inconsistency="",
+        id="sample-017",
+        article="PMC-SAMPLE-0007",
+        src="qpi",
+        build=fig_qpi_profile,
+        fmt="png",
+        modality="quantitative phase imaging (digital holography)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Phase profile across a suspended cell. (A) Enlarged quantitative phase image of the cell in a "
             "fire lookup table; the dashed line marks the row used for the profile. (B) Grey value along that line "
@@ -1028,8 +1279,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-018", article="PMC-SAMPLE-0007", src="qpi", build=fig_qpi_banding, fmt="png",
-        modality="quantitative phase imaging (digital holography)", panels=2, consistent=True, inconsistency="",
+        id="sample-018",
+        article="PMC-SAMPLE-0007",
+        src="qpi",
+        build=fig_qpi_banding,
+        fmt="png",
+        modality="quantitative phase imaging (digital holography)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Background artefact in holographic phase imaging. (A) Quantitative phase image of a cell in saline, "
             "grey scale. (B) The same image with the display range restricted to background values, revealing "
@@ -1040,8 +1298,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-019", article="PMC-SAMPLE-0008", src="qpi", build=fig_qpi_wrong, fmt="png",
-        modality="quantitative phase imaging (digital holography)", panels=1, consistent=False,
+        id="sample-019",
+        article="PMC-SAMPLE-0008",
+        src="qpi",
+        build=fig_qpi_wrong,
+        fmt="png",
+        modality="quantitative phase imaging (digital holography)",
+        panels=1,
+        consistent=False,
         inconsistency=(
             "The caption describes three spread, adherent fibroblasts with lamellipodia imaged by phase contrast "
             "at low magnification, but the image shows a single round cell in suspension in a quantitative phase map."
@@ -1055,8 +1319,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-020", article="PMC-SAMPLE-0012", src="nuc", build=fig_nuc_full, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=1, consistent=True, inconsistency="",
+        id="sample-020",
+        article="PMC-SAMPLE-0012",
+        src="nuc",
+        build=fig_nuc_full,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Widefield fluorescence image of cultured cells stained with a DNA-binding dye, grey scale. Several "
             "dozen interphase nuclei with smooth oval outlines and fairly homogeneous intensity are distributed "
@@ -1066,8 +1337,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-021", article="PMC-SAMPLE-0010", src="nuc", build=fig_nuc_mitosis, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=2, consistent=True, inconsistency="",
+        id="sample-021",
+        article="PMC-SAMPLE-0010",
+        src="nuc",
+        build=fig_nuc_mitosis,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Identification of a dividing cell in a nuclear-stain image. (A) Field of cultured cells stained with a "
             "DNA dye, shown in cyan; the dashed box marks the region enlarged in B. (B) Two short, parallel, very "
@@ -1077,8 +1355,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-022", article="PMC-SAMPLE-0010", src="nuc", build=fig_nuc_segmentation, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=3, consistent=True, inconsistency="",
+        id="sample-022",
+        article="PMC-SAMPLE-0010",
+        src="nuc",
+        build=fig_nuc_segmentation,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=3,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Threshold-based nuclear segmentation. (A) Fluorescence image of DNA-stained nuclei. (B) Outlines "
             "(yellow) of objects obtained with a global Otsu threshold after light smoothing; {n_objects} objects "
@@ -1089,8 +1374,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-023", article="PMC-SAMPLE-0011", src="nuc", build=fig_nuc_fire, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=2, consistent=True, inconsistency="",
+        id="sample-023",
+        article="PMC-SAMPLE-0011",
+        src="nuc",
+        build=fig_nuc_fire,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Heterogeneity of nuclear stain intensity. (A) Fluorescence image of DNA-stained nuclei displayed with a "
             "fire lookup table, in which intensity increases from purple through red to yellow-white. The boxed "
@@ -1101,8 +1393,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-024", article="PMC-SAMPLE-0011", src="nuc", build=fig_nuc_he_wrong, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=1, consistent=False,
+        id="sample-024",
+        article="PMC-SAMPLE-0011",
+        src="nuc",
+        build=fig_nuc_he_wrong,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=1,
+        consistent=False,
         inconsistency=(
             "The caption describes a brightfield H&E section of liver, but the image is a fluorescence image of "
             "stained nuclei on a dark background."
@@ -1115,8 +1413,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-025", article="PMC-SAMPLE-0002", src="skin", build=fig_skin_epidermis_highmag, fmt="jpg",
-        modality="brightfield H&E", panels=1, consistent=True, inconsistency="",
+        id="sample-025",
+        article="PMC-SAMPLE-0002",
+        src="skin",
+        build=fig_skin_epidermis_highmag,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=1,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Epidermis at high magnification, H&E. The basal layer forms a single row of small cells with dark, "
             "closely packed nuclei along the dermal-epidermal junction. Above it, keratinocytes of the spinous "
@@ -1126,8 +1431,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-026", article="PMC-SAMPLE-0006", src="ihc", build=fig_ihc_two_zooms, fmt="jpg",
-        modality="IHC (DAB, hematoxylin counterstain)", panels=2, consistent=True, inconsistency="",
+        id="sample-026",
+        article="PMC-SAMPLE-0006",
+        src="ihc",
+        build=fig_ihc_two_zooms,
+        fmt="jpg",
+        modality="IHC (DAB, hematoxylin counterstain)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "FHL2 immunostaining at two magnifications. (A) Overview of several colonic glands, all showing brown "
             "DAB signal in the epithelium, with hematoxylin-stained stroma between them; the dashed box marks the "
@@ -1138,8 +1450,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-027", article="PMC-SAMPLE-0011", src="nuc", build=fig_nuc_gallery, fmt="png",
-        modality="fluorescence (nuclear stain)", panels=4, consistent=True, inconsistency="",
+        id="sample-027",
+        article="PMC-SAMPLE-0011",
+        src="nuc",
+        build=fig_nuc_gallery,
+        fmt="png",
+        modality="fluorescence (nuclear stain)",
+        panels=4,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Gallery of nuclear morphologies in DNA-stained cultured cells, shown in green at equal display "
             "settings. (A, B) Interphase nuclei with smooth oval outlines and homogeneous, moderately bright "
@@ -1150,8 +1469,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-028", article="PMC-SAMPLE-0004", src="cmu", build=fig_cmu_two_zooms, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=2, consistent=True, inconsistency="",
+        id="sample-028",
+        article="PMC-SAMPLE-0004",
+        src="cmu",
+        build=fig_cmu_two_zooms,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "An H&E-stained region viewed at two zoom levels of the same whole-slide scan. (A) Squamous epithelium "
             "forming broad tongues that extend into pink collagenous stroma; the box marks the area enlarged in B. "
@@ -1161,8 +1487,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-029", article="PMC-SAMPLE-0008", src="qpi", build=fig_qpi_contours, fmt="png",
-        modality="quantitative phase imaging (digital holography)", panels=2, consistent=True, inconsistency="",
+        id="sample-029",
+        article="PMC-SAMPLE-0008",
+        src="qpi",
+        build=fig_qpi_contours,
+        fmt="png",
+        modality="quantitative phase imaging (digital holography)",
+        panels=2,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Iso-phase contours of a suspended cell. (A) Grey-scale quantitative phase image of a single cell in "
             "saline, reconstructed from a digital hologram. (B) The same cell in false colour with three iso-phase "
@@ -1173,8 +1506,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-030", article="PMC-SAMPLE-0002", src="skin", build=fig_skin_deconv, fmt="jpg",
-        modality="brightfield H&E", panels=4, consistent=True, inconsistency="",
+        id="sample-030",
+        article="PMC-SAMPLE-0002",
+        src="skin",
+        build=fig_skin_deconv,
+        fmt="jpg",
+        modality="brightfield H&E",
+        panels=4,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Colour deconvolution of an H&E-stained skin section. (A) Original image of epidermis and superficial "
             "dermis with a small vessel. (B) Hematoxylin component, in which nuclei of keratinocytes and of "
@@ -1186,8 +1526,15 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-031", article="PMC-SAMPLE-0009", src="cmu", build=fig_cmu_grid4, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=4, consistent=True, inconsistency="",
+        id="sample-031",
+        article="PMC-SAMPLE-0009",
+        src="cmu",
+        build=fig_cmu_grid4,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=4,
+        consistent=True,
+        inconsistency="",
         caption=(
             "Four regions sampled from one H&E-stained whole-slide image (20×, 0.50 µm per pixel). (A) The frayed "
             "upper edge of the specimen, with loose collagen fibres and blue-green marking ink. (B) Squamous "
@@ -1199,8 +1546,14 @@ FIGURES = [
         ),
     ),
     dict(
-        id="sample-032", article="PMC-SAMPLE-0009", src="cmu", build=fig_cmu_trichrome_wrong, fmt="jpg",
-        modality="brightfield H&E (whole-slide scan)", panels=2, consistent=False,
+        id="sample-032",
+        article="PMC-SAMPLE-0009",
+        src="cmu",
+        build=fig_cmu_trichrome_wrong,
+        fmt="jpg",
+        modality="brightfield H&E (whole-slide scan)",
+        panels=2,
+        consistent=False,
         inconsistency=(
             "The caption describes a Masson's trichrome stain with blue collagen and red keratin, but the section "
             "is stained with H&E: collagen is pink and there is no blue collagen staining."
@@ -1233,10 +1586,14 @@ def build(root: str, out: str) -> None:
             im.save(path, "JPEG", quality=90, optimize=True)
         else:
             # <=256-colour palette: these are LUT renderings, so nothing visible is lost
-            im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, "PNG", optimize=True)
+            im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+                path, "PNG", optimize=True
+            )
         caption = spec["caption"]
         if "{" in caption:
-            caption = caption.format(n_objects=info["n_objects"], median_area=info["median_area_um2"])
+            caption = caption.format(
+                n_objects=info["n_objects"], median_area=info["median_area_um2"]
+            )
         src = SOURCES[spec["src"]]
         rec = {
             "id": spec["id"],
@@ -1252,7 +1609,9 @@ def build(root: str, out: str) -> None:
             "inconsistency": spec["inconsistency"],
         }
         lines.append(json.dumps(rec, ensure_ascii=False))
-        print(f"{spec['id']}  {im.width}x{im.height}  {os.path.getsize(path) // 1024} KiB  {len(caption.split())} words  {info or ''}")
+        print(
+            f"{spec['id']}  {im.width}x{im.height}  {os.path.getsize(path) // 1024} KiB  {len(caption.split())} words  {info or ''}"
+        )
     with open(os.path.join(out, "manifest.jsonl"), "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
 
@@ -1260,8 +1619,14 @@ def build(root: str, out: str) -> None:
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("unpacked", help="folder holding the unpacked wheels (one sub-folder per wheel)")
-    ap.add_argument("--out", default=os.path.join(here, "..", "assets", "sample"), help="output folder (default: assets/sample)")
+    ap.add_argument(
+        "unpacked", help="folder holding the unpacked wheels (one sub-folder per wheel)"
+    )
+    ap.add_argument(
+        "--out",
+        default=os.path.join(here, "..", "assets", "sample"),
+        help="output folder (default: assets/sample)",
+    )
     args = ap.parse_args()
     build(args.unpacked, os.path.normpath(args.out))
 
