@@ -2,7 +2,7 @@
 # The main job on the embedded sample: set up, ingest, run every pipeline stage, export,
 # summarise, then open the TUI (when run in a terminal).
 #
-#   bash scripts/demo.sh            # quick: Stage 1 on 8 captions, MCQs from 4 QAs (~15 min on 2 CPU cores)
+#   bash scripts/demo.sh            # quick: Stage 1 on 16 captions, MCQs from 8 QAs (~10 min on 2 CPU cores)
 #   bash scripts/demo.sh --full     # every caption and every kept QA (~1 h on 2 CPU cores, minutes on a GPU)
 #   bash scripts/demo.sh --no-tui   # do not open the TUI at the end
 #
@@ -25,8 +25,8 @@ done
 if [ "$full" = 0 ]; then
   # The offline model here is SmolLM2-135M on the CPU: bound the LLM stages so the demo
   # finishes in minutes. Settings from the environment or a config file take precedence.
-  export MICROVQA_STAGE1__LIMIT=${MICROVQA_STAGE1__LIMIT:-8}
-  export MICROVQA_MCQ__LIMIT=${MICROVQA_MCQ__LIMIT:-4}
+  export MICROVQA_STAGE1__LIMIT=${MICROVQA_STAGE1__LIMIT:-16}
+  export MICROVQA_MCQ__LIMIT=${MICROVQA_MCQ__LIMIT:-8}
 fi
 export_dir=${MICROVQA_DEMO_EXPORT:-$PWD/.microvqa/sample-export}
 
