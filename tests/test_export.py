@@ -84,6 +84,17 @@ def test_splits_never_cross_groups_or_articles_and_keep_strata():
     assert assign_splits(items, fractions, seed=4, groups=groups) != assignment
 
 
+def test_few_components_fill_the_larger_splits_first():
+    # Two inseparable blocks (e.g. spatial items of one source figure each): the larger goes
+    # to train on every seed, never to a random split that leaves train empty.
+    items = [SplitItem(f"a{i}", ["figA"], ["PMC1"], TASK_TYPES[0], 1) for i in range(24)]
+    items += [SplitItem(f"b{i}", ["figB"], ["PMC2"], TASK_TYPES[0], 1) for i in range(16)]
+    for seed in range(6):
+        assignment = assign_splits(items, parse_fractions("0.8,0.1,0.1"), seed=seed)
+        assert {assignment[f"a{i}"] for i in range(24)} == {"train"}
+        assert {assignment[f"b{i}"] for i in range(16)} != {"train"}  # train is already full
+
+
 def test_parse_fractions():
     assert parse_fractions("80,10,10") == {"train": 0.8, "validation": 0.1, "test": 0.1}
     assert parse_fractions("1") == {"train": 1.0}

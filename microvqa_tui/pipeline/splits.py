@@ -8,8 +8,8 @@ Items (MCQs) that must not be separated are joined with union-find:
   question groups directly.
 Whole components are then assigned, largest first, each to the split with the largest
 relative deficit — summed over the component's strata (task type × Bloom level) and over
-the split's overall size — so strata stay roughly proportional. Ties and the order of
-equal-sized components come from `seed`: the same inputs and seed give the same splits.
+the split's overall size — so strata stay roughly proportional. A tie goes to the split with
+the larger fraction; remaining ties and the order of equal-sized components come from `seed`: the same inputs and seed give the same splits.
 
 `leakage_report` checks the result independently: groups, articles and figures seen in more
 than one split (all must be zero), and each split's task/Bloom mix.
@@ -126,6 +126,10 @@ def assign_splits(
             scores.append(score)
         best = max(scores)
         candidates = [i for i, s in enumerate(scores) if s >= best - 1e-12]
+        # On a tie the larger split wins (a lone first component goes to train, not to a
+        # random split), then the seed decides.
+        widest = max(fractions[names[i]] for i in candidates)
+        candidates = [i for i in candidates if fractions[names[i]] >= widest - 1e-12]
         choice = names[
             candidates[int(rng.integers(len(candidates)))] if len(candidates) > 1 else candidates[0]
         ]
