@@ -319,3 +319,20 @@ def test_real_minilm_from_the_registry_groups_paraphrases(store, settings):
     assert {frozenset(g["member_ids"]) for g in list_groups(store, kind="question")} == {
         frozenset(p) for p in ds.near_dup_questions
     }
+
+
+def test_templated_spatial_questions_are_not_question_duplicates(store, no_text_model):
+    """Spatial items repeat their stems by design; only their images take part in dedup."""
+    from spatial_helpers import add_sample_figures
+
+    from microvqa_tui.pipeline.spatial import SpatialConfig, generate_spatial
+
+    add_sample_figures(store, limit=3)
+    generate_spatial(
+        store, SpatialConfig(families=("rotation", "translation"), count=4, seed=1, workers=1)
+    )
+    stems = [m["question"] for m in store.page("mcqs", limit=100)]
+    assert len(stems) == 8 and len(set(stems)) < len(stems)  # the same stem, other items
+    report = run_dedup(store, None, kinds=["question"])
+    assert list_groups(store, kind="question") == []
+    assert report.kinds["question"].items == 0

@@ -129,9 +129,20 @@ class _Items:
     query: np.ndarray  # bool: which items are searched for neighbours
 
 
+# Generated spatial items share templated stems ("Which rotation maps view 1 onto view 2?")
+# by design and differ in their images and answers; the same item twice is already one row
+# (content-addressed ids), so question-text similarity says nothing about them. Their images
+# still take part in image dedup.
+TEMPLATED_ORIGINS = ("spatial",)
+
+
 def _load_items(store: Store, other: Store | None, kind: str, since: datetime | None) -> _Items:
     table, key = KIND_TABLE[kind]
-    local = read_columns(store, table, [key, TIME_COLUMN[kind]])
+    columns = [key, TIME_COLUMN[kind]] + (["origin"] if kind == "question" else [])
+    local = read_columns(store, table, columns)
+    if kind == "question":
+        chosen = [i for i, o in enumerate(local["origin"]) if o not in TEMPLATED_ORIGINS]
+        local = {name: [values[i] for i in chosen] for name, values in local.items()}
     order = np.argsort(local[key], kind="stable")
     ids = [local[key][i] for i in order]
     times = [local[TIME_COLUMN[kind]][i] for i in order]
