@@ -281,10 +281,14 @@ def test_run_record_holds_funnel_and_counts(store, settings):
         "note": "QAs from: kept",
     }
     assert json.loads(run["models_json"])["llm"] == "scripted-fake"
-    rows = funnel_rows(store)
-    assert [r.check for r in rows] == ["generation", "attempts"]
+    rows = funnel_rows(store)  # stage 1 (the QAs, counted from the store), then the MCQ run
+    assert [(r.stage, r.check) for r in rows] == [
+        ("stage1", "generation"),
+        ("mcq", "generation"),
+        ("mcq", "attempts"),
+    ]
     table = funnel_table(rows)
-    assert table.row_count == 2
+    assert table.row_count == 3
 
 
 def test_cot_is_assembled_from_parts_and_answer_pinned_in_the_schema(store, settings):

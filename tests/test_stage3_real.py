@@ -137,6 +137,7 @@ def test_real_model_selection_leaves_every_item_decided(real):
     assert calls.get("rewrite", 0) <= len(records)  # rewrite_rounds = 1
     funnel = funnel_rows(store)
     assert [r.stage for r in funnel] == [
+        "stage1",
         "mcq",
         "mcq",
         "select",
