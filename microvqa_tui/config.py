@@ -30,6 +30,17 @@ from microvqa_tui.pipeline.stage1.settings import Stage1Settings
 from microvqa_tui.pipeline.stage3.settings import MCQSettings
 
 DEFAULT_CONFIG_FILE = Path(user_config_dir("microvqa")) / "config.toml"
+
+
+def _login_name() -> str:
+    """The account name, also where $USER is unset (containers, cron, tmux)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry for this uid
+        return "unknown"
+
 DEFAULT_STORE_DIR = Path(user_data_dir("microvqa")) / "store"
 DEFAULT_MODEL_DIR = Path(user_data_dir("microvqa")) / "models"
 
@@ -120,8 +131,8 @@ class Settings(BaseSettings):
 
     store: Path = Field(DEFAULT_STORE_DIR, description="The LanceDB store folder.")
     user: str = Field(
-        default_factory=lambda: os.environ.get("USER", "unknown"),
-        description="Name recorded with review decisions.",
+        default_factory=_login_name,
+        description="Name recorded with review decisions (default: the login name).",
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
