@@ -41,6 +41,7 @@ def _login_name() -> str:
     except Exception:  # no passwd entry for this uid
         return "unknown"
 
+
 DEFAULT_STORE_DIR = Path(user_data_dir("microvqa")) / "store"
 DEFAULT_MODEL_DIR = Path(user_data_dir("microvqa")) / "models"
 

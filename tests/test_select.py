@@ -261,11 +261,14 @@ def test_bad_cot_is_regenerated_once_then_held_out(store, settings):
     report = run_select(store, with_select(settings, difficulty=False), llm=llm)
     assert llm.count("cot") == 2  # once per item, never more
     assert llm.count("answer") == 0  # held-out items skip the model-based checks
+    assert llm.count("bloom") == 0  # ... and get the free verb-rule Bloom level instead
     assert report.held_out == 2
     for mcq in all_mcqs(store):
         assert mcq["status"] == "held_out"
         assert mcq["reason"].startswith("cot_")
         assert "the regenerated CoT failed too (cot_length" in mcq["reason"]
+        assert mcq["bloom_level"] == rule_level(mcq["question"], mcq["task_str"])[0]
+        assert json.loads(mcq["params_json"])["select"]["bloom"]["source"] == "rule"
     assert report.funnel[0]["held_out"] == 2
 
 

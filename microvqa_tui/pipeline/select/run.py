@@ -122,6 +122,11 @@ class Checker:
                 result["outcome"] = HELD
                 row["status"] = STATUS_HELD_OUT
                 row["reason"] = reasoning["reason"]
+                if cfg.bloom:  # the verb rule, free: a reviewer may still rescue the item
+                    bloom = self.bloom(row, use_llm=False)
+                    row["bloom_level"] = bloom.level
+                    row["bloom_confidence"] = round(bloom.confidence, 3)
+                    result["bloom"] = bloom.as_dict()
                 return result
         if cfg.shortcut_removal:
             shortcut = self.remover.run(row)
@@ -209,11 +214,11 @@ class Checker:
             cot = with_final_answer(cot, correct, choices)
         return cot
 
-    def bloom(self, row: dict):
+    def bloom(self, row: dict, *, use_llm: bool = True):
         cfg = self.cfg
         task = row.get("task_str", "")
         llm_result, note = None, ""
-        if cfg.bloom_use_llm:
+        if cfg.bloom_use_llm and use_llm:
             reply = self.llm.ask(
                 self.t["bloom"].messages({"question": row["question"], "task_type": task}),
                 bloom_schema(),
