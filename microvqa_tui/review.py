@@ -425,9 +425,7 @@ class Reviewer:
         result: list[dict[str, Any]] = []
         for start in range(0, len(values), IN_CHUNK):
             where = in_list(column, values[start : start + IN_CHUNK])
-            total = self.store.count(table, where)
-            if total:
-                result.extend(self.store.page(table, where=where, columns=columns, limit=total))
+            result.extend(self.store.rows(table, where, columns))
         return result
 
     # ------------------------------------------------------------------ undo
@@ -559,10 +557,7 @@ def decision_history(
     if item_id is not None:
         clauses.append(f"item_id = {quote(item_id)}")
     where = " AND ".join(clauses) or None
-    total = store.count("decisions", where)
-    if total == 0:
-        return []
-    rows = store.page("decisions", where=where, limit=total)
+    rows = store.rows("decisions", where)
     records = sorted((DecisionRecord.from_row(r) for r in rows), key=lambda r: r.at)
     return records[-limit:] if limit else records
 

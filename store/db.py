@@ -115,6 +115,15 @@ class Store:
     def count(self, table: str, where: str | None = None) -> int:
         return queries.count(self.table(table), where)
 
+    def rows(
+        self, table: str, where: str | None = None, columns: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every row of `table` matching `where` (all columns unless `columns` are given)."""
+        total = self.count(table, where)
+        if not total:
+            return []
+        return self.page(table, where=where, columns=columns, limit=total)
+
     def page(
         self,
         table: str,

@@ -376,32 +376,29 @@ def get_clip(settings: Any = None) -> Any:
     )
 
 
+def _get_local_folder_model(role: str, load: Callable[..., Any], settings: Any) -> Any:
+    """A model loaded from a local folder by `load(path, device=, batch_size=, model_id=)`."""
+    ms = _models(settings)
+    r = _present(role, ms)
+    dev = devices.resolve_device(ms.device)
+    key = (role, r.load_spec, dev, ms.batch_size)
+    return _cached(
+        key, lambda: load(r.path, device=dev, batch_size=ms.batch_size, model_id=_model_id(r))
+    )
+
+
 def get_nli(settings: Any = None) -> Any:
     """The NLI classifier (`nli.NliModel`), loaded on first use."""
     from microvqa_tui.models.nli import load_nli
 
-    ms = _models(settings)
-    r = _present("nli", ms)
-    dev = devices.resolve_device(ms.device)
-    key = ("nli", r.load_spec, dev, ms.batch_size)
-    return _cached(
-        key,
-        lambda: load_nli(r.path, device=dev, batch_size=ms.batch_size, model_id=_model_id(r)),
-    )
+    return _get_local_folder_model("nli", load_nli, settings)
 
 
 def get_text(settings: Any = None) -> Any:
     """The sentence embedder (`text.TextEncoder`), loaded on first use."""
     from microvqa_tui.models.text import load_text
 
-    ms = _models(settings)
-    r = _present("text", ms)
-    dev = devices.resolve_device(ms.device)
-    key = ("text", r.load_spec, dev, ms.batch_size)
-    return _cached(
-        key,
-        lambda: load_text(r.path, device=dev, batch_size=ms.batch_size, model_id=_model_id(r)),
-    )
+    return _get_local_folder_model("text", load_text, settings)
 
 
 def _llama_kwargs(ms: Any) -> dict[str, Any]:

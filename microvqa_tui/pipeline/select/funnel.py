@@ -64,24 +64,14 @@ def latest_run(store, step: str) -> dict[str, Any] | None:
     from store.queries import quote
 
     where = f"step = {quote(step)} AND status = 'done'"
-    total = store.count("runs", where)
-    if not total:
-        return None
-    rows = store.page(
-        "runs", where=where, columns=["run_id", "started_at", "counts_json"], limit=total
-    )
-    return max(rows, key=lambda r: r["started_at"])
+    rows = store.rows("runs", where, ["run_id", "started_at", "counts_json"])
+    return max(rows, key=lambda r: r["started_at"]) if rows else None
 
 
 def stage1_row(store) -> FunnelRow | None:
     """Stage 1: generation attempts that became QAs, and those quarantined, by reason."""
     generated = store.count("qas", "origin = 'stage1'")
-    failures = store.page(
-        "quarantine",
-        where="stage = 'stage1'",
-        columns=["reason"],
-        limit=max(1, store.count("quarantine", "stage = 'stage1'")),
-    )
+    failures = store.rows("quarantine", "stage = 'stage1'", ["reason"])
     if not generated and not failures:
         return None
     row = FunnelRow("stage1", "generation", entered=generated + len(failures), passed=generated)
@@ -112,12 +102,7 @@ def graph_row(store) -> FunnelRow | None:
     scored = store.count("qas", "score IS NOT NULL")
     if not scored:
         return None
-    held = store.page(
-        "qas",
-        where="score IS NOT NULL AND status = 'held_out'",
-        columns=["reason"],
-        limit=max(1, store.count("qas", "score IS NOT NULL AND status = 'held_out'")),
-    )
+    held = store.rows("qas", "score IS NOT NULL AND status = 'held_out'", ["reason"])
     row = FunnelRow("graph", "consistency", entered=scored, passed=scored - len(held))
     for qa in held:
         row.hold(lead_signal(qa["reason"]))

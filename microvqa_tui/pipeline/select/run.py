@@ -39,7 +39,7 @@ from microvqa_tui.pipeline.stage3.cot import (
     with_final_answer,
 )
 from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
-from microvqa_tui.pipeline.stage3.generate import all_rows, item_seed
+from microvqa_tui.pipeline.stage3.generate import item_seed
 from microvqa_tui.pipeline.stage3.layout import mcq_captions
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
@@ -91,7 +91,7 @@ def managed_rows(store: Store, include_imported: bool = False) -> list[dict]:
     where = f"review = '{REVIEW_UNREVIEWED}'"
     if not include_imported:
         where += f" AND origin = '{STAGE3_ORIGIN}'"
-    rows = all_rows(store, "mcqs", where, None)  # type: ignore[arg-type]
+    rows = store.rows("mcqs", where)
     out = []
     for row in rows:
         if row["status"] == STATUS_PENDING or (

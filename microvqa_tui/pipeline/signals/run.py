@@ -152,11 +152,7 @@ def _load_models(settings: Any, cfg: SignalSettings, provider: Any) -> _Models:
 
 
 def load_qas(store: Store) -> list[dict[str, Any]]:
-    total = store.count("qas")
-    if not total:
-        return []
-    cols = ["qa_id", "figure_id", "caption_id", "question", "answer"]
-    rows = store.page("qas", columns=cols, limit=total)
+    rows = store.rows("qas", columns=["qa_id", "figure_id", "caption_id", "question", "answer"])
     rows.sort(key=lambda r: r["qa_id"])
     return rows
 
@@ -165,10 +161,7 @@ def _existing(store: Store, qa_ids: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cols = ["signal_id", "item_id", "name", "model", "available", "detail"]
     for chunk in batched(qa_ids, 400):
-        where = in_list("item_id", chunk)
-        total = store.count("signals", where)
-        if total:
-            rows.extend(store.page("signals", where=where, columns=cols, limit=total))
+        rows.extend(store.rows("signals", in_list("item_id", chunk), cols))
     return rows
 
 
@@ -616,10 +609,9 @@ def _all_neighbour_agreements(
     from microvqa_tui.models.pixel import PixelDescriptor
     from microvqa_tui.pipeline.signals.neighbours import neighbour_caption_agreement
 
-    total = store.count("captions")
-    if not total:
+    rows = store.rows("captions", columns=["caption_id", "figure_id"])
+    if not rows:
         return {}
-    rows = store.page("captions", columns=["caption_id", "figure_id"], limit=total)
     rows.sort(key=lambda r: r["caption_id"])
     caption_ids = [r["caption_id"] for r in rows]
     figure_ids = sorted({r["figure_id"] for r in rows})

@@ -134,10 +134,7 @@ def _values(
 
 # ----------------------------------------------------------------------------- store reads
 def _captions(store: Store) -> list[_Caption]:
-    total = store.count("captions")
-    if not total:
-        return []
-    rows = store.page("captions", columns=["caption_id", "figure_id", "text"], limit=total)
+    rows = store.rows("captions", columns=["caption_id", "figure_id", "text"])
     rows.sort(key=lambda r: (r["figure_id"], r["caption_id"]))
     return [_Caption(r["caption_id"], r["figure_id"], r["text"] or "") for r in rows]
 
@@ -146,16 +143,12 @@ def _attempts_made(store: Store, prompt_version: str) -> Counter[tuple[str, str]
     """(caption_id, task_type) -> attempts already answered (QA or quarantine) for this version."""
     made: Counter[tuple[str, str]] = Counter()
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(prompt_version)}"
-    total = store.count("qas", where)
-    if total:
-        for row in store.page("qas", where=where, columns=["caption_id", "task_type"], limit=total):
-            made[(row["caption_id"], row["task_type"])] += 1
+    for row in store.rows("qas", where, ["caption_id", "task_type"]):
+        made[(row["caption_id"], row["task_type"])] += 1
     where = f"stage = {quote(STAGE)} AND source LIKE {quote('%@' + prompt_version + '#%')}"
-    total = store.count("quarantine", where)
-    if total:
-        for row in store.page("quarantine", where=where, columns=["ref", "source"], limit=total):
-            task_type = row["source"].split("@", 1)[0]
-            made[(row["ref"], task_type)] += 1
+    for row in store.rows("quarantine", where, ["ref", "source"]):
+        task_type = row["source"].split("@", 1)[0]
+        made[(row["ref"], task_type)] += 1
     return made
 
 

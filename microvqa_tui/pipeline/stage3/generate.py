@@ -50,13 +50,6 @@ def item_seed(seed: int, key: str, attempt: int) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def all_rows(store: Store, table: str, where: str | None, columns: list[str]) -> list[dict]:
-    total = store.count(table, where)
-    if not total:
-        return []
-    return store.page(table, where=where, columns=columns, limit=total)
-
-
 # ---------------------------------------------------------------------------- inputs
 def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
     """(QAs to turn into MCQs, which statuses were used, a note for the report)."""
@@ -78,7 +71,7 @@ def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
     else:
         statuses = [STATUS_KEPT, STATUS_PENDING]
         note = "pending (unfiltered) QAs were used along with the kept ones (mcq.qa_source)"
-    qas = all_rows(store, "qas", in_list("status", statuses), QA_COLUMNS)
+    qas = store.rows("qas", in_list("status", statuses), QA_COLUMNS)
     qas.sort(key=lambda r: r["qa_id"])
     return qas, "+".join(statuses), note
 
@@ -96,8 +89,8 @@ def caption_texts(store: Store, qas: list[dict]) -> dict[str, str]:
     missing = sorted({q["figure_id"] for q in qas if q["caption_id"] not in by_id})
     by_figure: dict[str, str] = {}
     if missing:
-        for row in all_rows(
-            store, "captions", in_list("figure_id", missing), ["figure_id", "caption_id", "text"]
+        for row in store.rows(
+            "captions", in_list("figure_id", missing), ["figure_id", "caption_id", "text"]
         ):
             by_figure.setdefault(row["figure_id"], row["text"])
     return {
@@ -272,8 +265,7 @@ def run_mcq(
     version = mcq_version(template, metered.name, cfg)
     report.model, report.prompt_version = metered.name, version
 
-    existing = all_rows(
-        store,
+    existing = store.rows(
         "mcqs",
         f"origin = {quote(ORIGIN)}",
         ["mcq_id", "qa_id", "params_json", "choices", "correct_index", "review"],
@@ -383,7 +375,7 @@ def finish_report(report: MCQReport, metered: MeteredLLM, clock: float) -> None:
 
 def failed_qas(store: Store, version: str) -> set[str]:
     """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
-    rows = all_rows(store, "quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
+    rows = store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
     return {r["source"] for r in rows if r["ref"].startswith(version + "#")}
 
 
@@ -392,13 +384,11 @@ def generation_row(store: Store, qas: list[dict], version: str, report: MCQRepor
     eligible = {q["qa_id"] for q in qas}
     with_mcq = {
         r["qa_id"]
-        for r in all_rows(store, "mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
+        for r in store.rows("mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
         if json.loads(r["params_json"] or "{}").get("prompt_version") == version
     } & eligible
     last: dict[str, tuple[int, str]] = {}
-    for row in all_rows(
-        store, "quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]
-    ):
+    for row in store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]):
         if row["source"] in eligible and row["ref"].startswith(version + "#"):
             attempt = int(row["ref"].rsplit("#", 1)[1] or 0)
             if attempt >= last.get(row["source"], (0, ""))[0]:

@@ -66,10 +66,9 @@ def mcq_captions(store: Store, mcqs: list[dict[str, Any]]) -> dict[str, str]:
 
 def microvqa_records(store: Store, where: str | None = None) -> list[dict[str, Any]]:
     """MCQs (optionally filtered) as MicroVQA++ records, including `image_caption`."""
-    total = store.count("mcqs", where)
-    if not total:
+    rows = store.rows("mcqs", where)
+    if not rows:
         return []
-    rows = store.page("mcqs", where=where, limit=total)
     captions = mcq_captions(store, rows)
     records = []
     for row in rows:
