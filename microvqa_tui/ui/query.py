@@ -260,7 +260,10 @@ def fetch_page(
     """One page of a view; `total` may be passed when already known (same filter)."""
     where = build_where(view, flt or Filter())
     tbl = store.table(view.table)
-    version = _version(tbl)
+    # Only the unfiltered, unsorted first page is kept between sessions (`ui.page_cache`),
+    # so only it needs the version it was read from.
+    keepable = offset == 0 and sort is None and where == build_where(view, Filter())
+    version = _version(tbl) if keepable else None
     if total is None:
         total = tbl.count_rows(where) if where else tbl.count_rows()
     offset = max(0, min(offset, max(0, total - 1)))
@@ -272,7 +275,7 @@ def fetch_page(
     if ordering:
         query = query.order_by(ordering)
     rows = query.offset(offset).limit(limit).to_arrow().to_pylist() if total else []
-    if _version(tbl) != version:  # the handle moved on mid-read: no single version to name
+    if keepable and _version(tbl) != version:  # the handle moved on mid-read
         version = None
     return Page(view.table, rows, total, offset, limit, where, sort, version)
 

@@ -26,7 +26,6 @@ from microvqa_tui.ui.query import (
     Filter,
     Page,
     Sort,
-    build_where,
     fetch_page,
     load_detail,
     task_options,
@@ -119,14 +118,9 @@ class BrowseScreen(BaseScreen):
         return self.filter.is_empty() and self.sort is None and self.page_offset == 0
 
     def _is_first_page(self, page: Page) -> bool:
-        """A live read of the first page with no filter and no sort: the one worth keeping."""
-        return (
-            not page.cached
-            and page.version is not None
-            and page.offset == 0
-            and page.sort is None
-            and page.where == build_where(self.view, Filter())
-        )
+        """A live read of the unfiltered, unsorted first page (the only reads that carry their
+        table version, see `query.fetch_page`): the one worth keeping."""
+        return not page.cached and page.version is not None
 
     def _show_cached_first_page(self) -> None:
         """While LanceDB loads, show the first page kept from the last session when its table
