@@ -458,19 +458,9 @@ def _clip(
             ok=value is not None,
         )
         if value is not None:
-            name = "clip_image_caption"
-            pair_rows[q["caption_id"]] = {
-                "signal_id": signal_id(q["caption_id"], name, model_id),
-                "item_id": q["caption_id"],
-                "figure_id": q["figure_id"],
-                "name": name,
-                "value": value,
-                "available": True,
-                "model": model_id,
-                "detail": "figure–caption pair",
-                "created_at": now,
-                "run_id": run_id,
-            }
+            pair_rows[q["caption_id"]] = _pair_row(
+                q, "clip_image_caption", value, model_id, "figure–caption pair", now, run_id
+            )
     return list(pair_rows.values())
 
 
@@ -586,19 +576,28 @@ def _neighbour_agreement(
         value, detail = m.pair_cache.get(q["caption_id"], (None, "the caption is not in the store"))
         put(q, name, value, detail, ok=value is not None)
         if value is not None:
-            pair_rows[q["caption_id"]] = {
-                "signal_id": signal_id(q["caption_id"], name, model_id),
-                "item_id": q["caption_id"],
-                "figure_id": q["figure_id"],
-                "name": name,
-                "value": float(value),
-                "available": True,
-                "model": model_id,
-                "detail": ("figure–caption pair; " + detail)[:1000],
-                "created_at": now,
-                "run_id": run_id,
-            }
+            pair_rows[q["caption_id"]] = _pair_row(
+                q, name, value, model_id, "figure–caption pair; " + detail, now, run_id
+            )
     return list(pair_rows.values())
+
+
+def _pair_row(
+    q: dict[str, Any], name: str, value: float, model: str, detail: str, now: Any, run_id: str
+) -> dict[str, Any]:
+    """The signals row of a figure–caption pair signal (item_id = the QA's caption)."""
+    return {
+        "signal_id": signal_id(q["caption_id"], name, model),
+        "item_id": q["caption_id"],
+        "figure_id": q["figure_id"],
+        "name": name,
+        "value": float(value),
+        "available": True,
+        "model": model,
+        "detail": detail[:1000],
+        "created_at": now,
+        "run_id": run_id,
+    }
 
 
 def _all_neighbour_agreements(
