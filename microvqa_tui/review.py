@@ -46,19 +46,12 @@ from microvqa_tui.errors import MicroVQAError
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 from store.queries import in_list, quote
-from store.schema import (
-    DUP_PENDING,
-    REVIEW_ACCEPTED,
-    REVIEW_REJECTED,
-    REVIEW_UNREVIEWED,
-    arrow_schema,
-    utcnow,
-)
-
-ACCEPT = "accept"
-REJECT = "reject"
-EDIT = "edit"
-UNDO = "undo"
+from microvqa_tui.vocabulary import ACTION_ACCEPT as ACCEPT
+from microvqa_tui.vocabulary import ACTION_EDIT as EDIT
+from microvqa_tui.vocabulary import ACTION_REJECT as REJECT
+from microvqa_tui.vocabulary import ACTION_UNDO as UNDO
+from microvqa_tui.vocabulary import DUP_PENDING, REVIEW_OF_ACTION, REVIEW_UNREVIEWED
+from store.schema import arrow_schema, utcnow
 
 KEEP_KEEPER = "keep_keeper"  # keep the proposed keeper, reject the other members
 KEEP_ALL = "keep_all"  # the members are not duplicates: keep them all
@@ -67,7 +60,6 @@ GROUP_ACTIONS = (KEEP_KEEPER, KEEP_ALL, REJECT_GROUP)
 
 # The dedup step's action for each group action (reject_group adds the keeper's rejection).
 DEDUP_ACTION = {KEEP_KEEPER: "resolve", KEEP_ALL: "dismiss", REJECT_GROUP: "resolve"}
-REVIEW_OF_ACTION = {ACCEPT: REVIEW_ACCEPTED, REJECT: REVIEW_REJECTED}
 
 BATCH_KEY = "_batch"
 UNDOES_KEY = "_undoes"

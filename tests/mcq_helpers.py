@@ -12,7 +12,8 @@ from typing import Any
 
 from microvqa_tui.errors import GenerationError
 from store import text_id
-from store.schema import TASK_TYPES, utcnow
+from microvqa_tui.vocabulary import TASK_TYPES
+from store.schema import utcnow
 
 ANSWERS = [
     "Basal layer of the epidermis",

@@ -24,7 +24,7 @@ from microvqa_tui.pipeline.export import (
     select_mcqs,
 )
 from microvqa_tui.pipeline.splits import SplitItem, assign_splits, leakage_report, parse_fractions
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 
 
 @pytest.fixture(autouse=True)

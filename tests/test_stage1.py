@@ -15,7 +15,7 @@ from microvqa_tui.pipeline.stage1.prompts import (
 )
 from microvqa_tui.pipeline.stage1.run import build_messages, qa_schema
 from microvqa_tui.progress import CancelToken, RecordingProgress
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 from tests.model_helpers import smollm  # noqa: F401  (session fixture)
 from tests.stage_helpers import (
     CancelAfter,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from store import Store
 from store.ids import text_id
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MANIFEST = REPO_ROOT / "assets" / "sample" / "manifest.jsonl"

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.ui.query import BLOOM_NAMES
+from microvqa_tui.vocabulary import BLOOM_LEVELS, bloom_label
 
 if TYPE_CHECKING:
     from store import Store
@@ -92,7 +92,7 @@ def compute_stats(store: Store) -> Stats:
         }
     bloom = Counter(column(store, "mcqs", "bloom_level"))
     stats.bloom = [
-        (f"{level} {BLOOM_NAMES[level]}", bloom.get(level, 0)) for level in sorted(BLOOM_NAMES)
+        (bloom_label(level), bloom.get(level, 0)) for level in sorted(BLOOM_LEVELS)
     ]
     if bloom.get(None):
         stats.bloom.append(("not rated", bloom[None]))

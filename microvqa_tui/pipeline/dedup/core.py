@@ -53,7 +53,8 @@ from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, text_id
 from store.queries import quote
-from store.schema import DUP_DISMISSED, DUP_KINDS, DUP_PENDING, DUP_SUPERSEDED, utcnow
+from microvqa_tui.vocabulary import DUP_DISMISSED, DUP_KINDS, DUP_PENDING, DUP_SUPERSEDED
+from store.schema import utcnow
 
 EXTERNAL_PREFIX = "ext:"
 CLIP_SPACE = "clip_image"

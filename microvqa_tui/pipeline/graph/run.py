@@ -29,14 +29,13 @@ from microvqa_tui.pipeline.graph.inputs import (
     Embeddings,
     GraphInputs,
     SignalTable,
-    canonical_signal,
 )
 from microvqa_tui.pipeline.graph.settings import GraphSettings
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 from store.db import EMBEDDING_PREFIX
-from store.schema import STATUS_HELD_OUT, STATUS_KEPT
+from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT
 
 STEP = "graph"
 WRITE_BATCH = 200_000
@@ -160,9 +159,9 @@ def _read_signals(store, qa_ids, caption_ids, qa_caption):
         return SignalTable.empty(n_qa), SignalTable.empty(n_cap), {}
     # Names as integer codes (a handful of distinct names over millions of rows).
     encoded = rows.column("name").combine_chunks().dictionary_encode()
-    canonical = [canonical_signal(n) for n in encoded.dictionary.to_pylist()]
-    ordered = sorted(set(canonical))
-    code_of = np.array([ordered.index(n) for n in canonical], np.int64)
+    names = encoded.dictionary.to_pylist()
+    ordered = sorted(names)
+    code_of = np.array([ordered.index(n) for n in names], np.int64)
     codes = code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)]
     value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float32)  # None -> nan
     available = np.asarray(

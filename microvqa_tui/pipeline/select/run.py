@@ -46,13 +46,7 @@ from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
 from microvqa_tui.pipeline.step import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
-from store.schema import (
-    REVIEW_UNREVIEWED,
-    STATUS_FLAGGED,
-    STATUS_HELD_OUT,
-    STATUS_KEPT,
-    STATUS_PENDING,
-)
+from microvqa_tui.vocabulary import REVIEW_UNREVIEWED, STATUS_FLAGGED, STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
 
 STEP = "select"
 KEY = "select"

@@ -44,19 +44,12 @@ from microvqa_tui.pipeline.step import (
     to_jsonable,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import FAMILY_SIGNALS, SIGNAL_NAMES
 from store import Store
 from store.ids import text_id
 from store.queries import in_list
 from store.schema import utcnow
 
-FAMILY_SIGNALS: dict[str, tuple[str, ...]] = {
-    "nli": ("nli_entail", "nli_neutral", "nli_contradict"),
-    "clip": ("clip_image_caption", "clip_image_qa"),
-    "text": ("text_caption_qa",),
-    "agent": ("agent_agreement", "agent_supported"),
-    "pixel": ("image_neighbour_caption_agreement",),
-}
-SIGNAL_NAMES = tuple(name for names in FAMILY_SIGNALS.values() for name in names)
 MISSING = "model missing: "  # detail prefix of placeholders written for a missing model
 
 

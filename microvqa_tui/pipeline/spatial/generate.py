@@ -41,7 +41,8 @@ from microvqa_tui.pipeline.spatial.common import (
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, content_id, text_id
 from store.queries import quote
-from store.schema import STATUS_KEPT, utcnow
+from microvqa_tui.vocabulary import STATUS_KEPT
+from store.schema import utcnow
 
 STEP = "spatial"
 TASK_STR = "spatial_reasoning"

@@ -29,10 +29,11 @@ from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 from store.ids import text_id
 from store.queries import in_list, quote
-from store.schema import TASK_TYPES, utcnow
+from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
+from microvqa_tui.vocabulary import STAGE_STAGE1 as STAGE
+from microvqa_tui.vocabulary import TASK_TYPES
+from store.schema import utcnow
 
-STAGE = "stage1"
-ORIGIN = "stage1"
 PAYLOAD_CHARS = 4000
 
 

@@ -12,9 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from microvqa_tui.pipeline.step import StepSection
-
-# = store.schema.TASK_TYPES (a test keeps them equal; importing the store here is too heavy)
-TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
+from microvqa_tui.vocabulary import TASK_TYPES
 
 
 class Stage1Settings(StepSection):

@@ -36,10 +36,12 @@ from microvqa_tui.pipeline.step import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, text_id
 from store.queries import in_list, quote
-from store.schema import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING, utcnow
+from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
+from microvqa_tui.vocabulary import FAMILY_CAPTION
+from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
+from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
+from store.schema import utcnow
 
-STAGE = "mcq"
-ORIGIN = "stage3"
 PAYLOAD_CHARS = 4000
 QA_COLUMNS = ["qa_id", "figure_id", "caption_id", "question", "answer", "task_type", "status"]
 
@@ -458,7 +460,7 @@ def mcq_row(
         "correct_answer": choices[position],
         "cot": cot,
         "task_str": draft.task,
-        "family": "caption",
+        "family": FAMILY_CAPTION,
         "status": STATUS_PENDING,
         "origin": ORIGIN,
         "model": model,

@@ -19,7 +19,6 @@ from textual.widgets import Static
 
 from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.query import (
-    BLOOM_NAMES,
     VIEWS,
     Column,
     Detail,
@@ -35,6 +34,7 @@ from microvqa_tui.ui.widgets.detail import DetailView
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.widgets.pagetable import PageColumn, PageTable
 from microvqa_tui.ui.workers import run_blocking
+from microvqa_tui.vocabulary import bloom_label
 
 PAGE_SIZE = 50
 ITEM_TYPE = {"mcqs": "mcq", "qas": "qa", "figures": "figure"}
@@ -48,7 +48,7 @@ def cell(column: Column, value: Any) -> Any:
     if column.kind == "float":
         return f"{value:.2f}"
     if column.kind == "bloom":
-        return f"{value} {BLOOM_NAMES.get(value, '')}"
+        return bloom_label(value)
     if column.kind == "int":
         return str(value)
     text = str(value).replace("\n", " ")

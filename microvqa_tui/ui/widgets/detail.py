@@ -11,7 +11,8 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui.query import BLOOM_NAMES, Detail, decision_summary
+from microvqa_tui.ui.query import Detail, decision_summary
+from microvqa_tui.vocabulary import bloom_label
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 
@@ -73,7 +74,7 @@ def mcq_markup(mcq: dict[str, Any], *, with_meta: bool = True) -> str:
         parts += ["", "[$text-muted]Chain of thought[/]", escape(mcq["cot"])]
     if with_meta:
         bloom = mcq.get("bloom_level")
-        bloom_text = f"{bloom} {BLOOM_NAMES.get(bloom, '')}" if bloom else "–"
+        bloom_text = bloom_label(bloom) if bloom else "–"
         parts += [
             "",
             f"[$text-muted]task[/] {escape(mcq.get('task_str') or '–')}  "
