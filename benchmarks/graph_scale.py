@@ -39,7 +39,7 @@ def child(args) -> None:
 
     from microvqa_tui.pipeline.graph.knn import resolve_device
     from microvqa_tui.pipeline.graph.pipeline import fit_and_filter
-    from microvqa_tui.pipeline.graph.settings import GraphSettings
+    from microvqa_tui.config.graph import GraphSettings
     from microvqa_tui.pipeline.graph.synthetic import planted
 
     if args.threads:

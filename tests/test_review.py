@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from microvqa_tui.review import (
+from microvqa_tui.services.review import (
     KEEP_ALL,
     KEEP_KEEPER,
     REJECT_GROUP,

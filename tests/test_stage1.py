@@ -8,7 +8,7 @@ import pytest
 
 from microvqa_tui.errors import Cancelled, ConfigError
 from microvqa_tui.pipeline.stage1 import Stage1Settings, checks, run_stage1
-from microvqa_tui.pipeline.stage1.prompts import (
+from microvqa_tui.common.prompts import (
     load_template,
     parse_template,
     task_parts,
@@ -461,8 +461,8 @@ def test_settings_modules_are_light_and_task_types_agree():
 
     assert s1.TASK_TYPES == TASK_TYPES
     code = (
-        "import sys; import microvqa_tui.pipeline.stage1.settings, "
-        "microvqa_tui.pipeline.signals.settings; "
+        "import sys; import microvqa_tui.config.stage1, "
+        "microvqa_tui.config.signals; "
         "print([m for m in ('lancedb', 'torch', 'llama_cpp', 'store') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

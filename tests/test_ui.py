@@ -81,7 +81,7 @@ async def test_pipeline_ingests_the_sample_from_an_empty_store(ui_settings):
 async def test_pipeline_cancel_stops_at_a_batch_boundary(ui_settings, ui_store, monkeypatch):
     """A stage cancelled from the UI stops between batches: whole batches only are written."""
     import microvqa_tui.pipeline.steps as steps
-    import microvqa_tui.ui.status as status
+    import microvqa_tui.services.status as status
 
     gate, reached = threading.Event(), threading.Event()
 
@@ -126,7 +126,7 @@ async def test_pipeline_cancel_stops_at_a_batch_boundary(ui_settings, ui_store, 
 
 
 async def test_unavailable_step_is_refused_with_a_notification(ui_settings, ui_store, monkeypatch):
-    import microvqa_tui.ui.status as status
+    import microvqa_tui.services.status as status
 
     monkeypatch.setattr(status, "module_available", lambda module: module == "microvqa_tui.ingest")
     app = make_app(ui_settings, ui_store)
@@ -416,7 +416,7 @@ async def test_stats_shows_funnel_scores_and_distributions(ui_settings, ui_store
 
 
 async def test_export_runs_the_export_step(ui_settings, ui_store, monkeypatch, tmp_path):
-    import microvqa_tui.ui.exporting as exporting
+    import microvqa_tui.services.export as exporting
 
     calls = {}
 
@@ -445,7 +445,7 @@ async def test_export_runs_the_export_step(ui_settings, ui_store, monkeypatch, t
 
 
 async def test_export_without_the_export_step_says_so(ui_settings, ui_store, monkeypatch):
-    import microvqa_tui.ui.exporting as exporting
+    import microvqa_tui.services.export as exporting
 
     monkeypatch.setattr(exporting, "exporter", lambda: None)
     app = make_app(ui_settings, ui_store, mode="export")
@@ -489,7 +489,7 @@ async def test_help_palette_and_screen_switching(ui_settings, ui_store):
 
 
 async def test_export_writes_a_dataset_with_the_real_export_step(ui_settings, ui_store, tmp_path):
-    from microvqa_tui.ui.exporting import exporter
+    from microvqa_tui.services.export import exporter
 
     if exporter() is None:
         pytest.skip("the export step is not in this build")

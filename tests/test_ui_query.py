@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from microvqa_tui.ui import query
-from microvqa_tui.ui.insights import histogram
-from microvqa_tui.ui.query import (
+from microvqa_tui.services import query
+from microvqa_tui.services.insights import histogram
+from microvqa_tui.services.query import (
     VIEWS,
     Filter,
     Sort,

@@ -30,8 +30,8 @@ class SnapshotsFolder(pytest_textual_snapshot.SVGImageExtension):
 
 @pytest.fixture(autouse=True)
 def snapshot_folder_and_fixed_steps(monkeypatch):
-    import microvqa_tui.ui.exporting as exporting
-    import microvqa_tui.ui.status as status
+    import microvqa_tui.services.export as exporting
+    import microvqa_tui.services.status as status
 
     monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", SnapshotsFolder)
     monkeypatch.setattr(status, "module_available", lambda module: module in AVAILABLE)

@@ -258,7 +258,7 @@ def mcq_row(n: int, *, figure_id: str | None = None, qa_id: str = "", **extra) -
 # ---------------------------------------------------------------------- TUI test helpers
 def fixed_environment(settings):
     """A device/model status that does not depend on the machine (for snapshots)."""
-    from microvqa_tui.ui.status import Environment, ModelRow
+    from microvqa_tui.services.status import Environment, ModelRow
 
     return Environment(
         "CPU",

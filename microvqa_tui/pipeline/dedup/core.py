@@ -45,11 +45,11 @@ from microvqa_tui.pipeline.dedup.knn import (
     exact_topk,
     pick_device,
 )
-from microvqa_tui.pipeline.dedup.settings import DedupSettings, dedup_settings
+from microvqa_tui.config.dedup import DedupSettings, dedup_settings
 from microvqa_tui.pipeline.dedup.storeio import iter_batches, read_columns
 from microvqa_tui.pipeline.dedup.text import TextVectors, load_text_encoder, text_vectors
 from microvqa_tui.pipeline.dedup.unionfind import UnionFind
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, text_id
 from store.queries import quote

@@ -16,7 +16,7 @@ from microvqa_tui.pipeline.graph.corrupt import SyntheticNegatives, corrupt
 from microvqa_tui.pipeline.graph.filter import FilterResult, filter_scores, reference_values, select
 from microvqa_tui.pipeline.graph.inputs import GraphInputs
 from microvqa_tui.pipeline.graph.knn import resolve_device
-from microvqa_tui.pipeline.graph.settings import GraphSettings
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.train import TrainResult, evaluate, occlusion, train
 from microvqa_tui.pipeline.graph.weak_labels import (
     LFConfig,

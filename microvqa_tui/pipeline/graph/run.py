@@ -30,8 +30,8 @@ from microvqa_tui.pipeline.graph.inputs import (
     GraphInputs,
     SignalTable,
 )
-from microvqa_tui.pipeline.graph.settings import GraphSettings
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.config.graph import GraphSettings
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 from store.db import EMBEDDING_PREFIX
@@ -246,7 +246,7 @@ def human_labels_from_store(store: Store) -> dict[str, int]:
     its MCQs (accepted if one is accepted, rejected if all reviewed ones are rejected)."""
     labels: dict[str, int] = {}
     try:
-        from microvqa_tui.review import effective_labels
+        from microvqa_tui.services.review import effective_labels
     except ImportError:  # review module not available: MCQ reviews only
         effective_labels = None
     if effective_labels is not None and store.count("decisions") > 0:

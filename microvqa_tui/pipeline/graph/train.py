@@ -28,7 +28,7 @@ from microvqa_tui.pipeline.graph.model import (
     SignalDropout,
     model_inputs,
 )
-from microvqa_tui.pipeline.graph.settings import GraphSettings
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.weak_labels import TrainTargets
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 

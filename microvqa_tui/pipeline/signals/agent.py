@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microvqa_tui.pipeline.stage1.generate import generate
-from microvqa_tui.pipeline.stage1.prompts import PromptTemplate
+from microvqa_tui.common.prompts import PromptTemplate
 
 _WORD = re.compile(r"\w+")
 _ARTICLES = {"a", "an", "the"}

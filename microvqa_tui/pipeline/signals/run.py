@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 from microvqa_tui.pipeline.embed import SPACES, vectors_for
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
-from microvqa_tui.pipeline.signals.settings import SignalSettings, signal_settings
+from microvqa_tui.config.signals import SignalSettings, signal_settings
 from microvqa_tui.pipeline.signals.statement import to_statement
-from microvqa_tui.pipeline.stage1.prompts import load_template
-from microvqa_tui.pipeline.stage1.settings import stage1_settings
+from microvqa_tui.common.prompts import load_template
+from microvqa_tui.config.stage1 import stage1_settings
 from microvqa_tui.pipeline.step import (
     batched,
     configured_model,

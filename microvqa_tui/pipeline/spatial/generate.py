@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from microvqa_tui.errors import PipelineError
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.pipeline.spatial.common import (
     FAMILY_PREFIX,
     GENERATOR_VERSION,

@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from microvqa_tui.pipeline.runs import record_run
-from microvqa_tui.pipeline.select.funnel import FunnelRow
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -30,9 +30,9 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
-from microvqa_tui.pipeline.stage3.settings import MCQSettings
+from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
-from microvqa_tui.pipeline.step import section
+from microvqa_tui.config.sections import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, text_id
 from store.queries import in_list, quote

@@ -18,7 +18,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from microvqa_tui.ui import page_cache
-from microvqa_tui.ui.query import (
+from microvqa_tui.services.query import (
     VIEWS,
     Column,
     Detail,

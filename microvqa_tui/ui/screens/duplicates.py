@@ -13,13 +13,13 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
-from microvqa_tui.ui.dups import GroupsPage, Member, group_members, groups_page
+from microvqa_tui.services.dups import GroupsPage, Member, group_members, groups_page
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.screens.modals import ConfirmModal
 from microvqa_tui.ui.widgets.detail import FigureImage
 from microvqa_tui.ui.workers import SerialRunner, run_blocking
 
-# microvqa_tui.review's group actions (not imported at start-up: it pulls in the store)
+# microvqa_tui.services.review's group actions (not imported at start-up: it pulls in the store)
 KEEP_KEEPER, KEEP_ALL, REJECT_GROUP = "keep_keeper", "keep_all", "reject_group"
 DECISION_STYLE = {
     "pending": "$warning",

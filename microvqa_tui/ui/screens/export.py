@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken
-from microvqa_tui.ui.exporting import FORMATS, SPLIT_HELP, SPLITS, ExportOptions, written_folder
+from microvqa_tui.services.export import FORMATS, SPLIT_HELP, SPLITS, ExportOptions, written_folder
 from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.logpane import LogPane
@@ -100,7 +100,7 @@ class ExportScreen(BaseScreen):
             yield LogPane(id="export-log", max_lines=200)
 
     def load(self) -> None:
-        from microvqa_tui.ui.exporting import exporter
+        from microvqa_tui.services.export import exporter
 
         run_blocking(
             self,
@@ -151,7 +151,7 @@ class ExportScreen(BaseScreen):
             self.update_preview()
 
     def update_preview(self) -> None:
-        from microvqa_tui.ui.exporting import preview
+        from microvqa_tui.services.export import preview
 
         if not self.available or self.mvqa.store is None:
             return
@@ -195,7 +195,7 @@ class ExportScreen(BaseScreen):
         if not options.out_dir:
             self.notify("type the output folder first", severity="warning")
             return
-        from microvqa_tui.ui.exporting import run_export
+        from microvqa_tui.services.export import run_export
 
         store, settings = self.store, self.mvqa.settings
         self.cancel_token = token = CancelToken()

@@ -100,7 +100,7 @@ class EditModal(ModalScreen[dict[str, Any] | None]):
     """Edit an MCQ's question, options (one per line), correct option and CoT.
 
     Returns the changed values for `Reviewer.edit`, or None when cancelled. Validation happens
-    in `microvqa_tui.review` (one place for the rules); its errors come back as notifications.
+    in `microvqa_tui.services.review` (one place for the rules); its errors come back as notifications.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [

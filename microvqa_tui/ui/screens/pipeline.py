@@ -19,7 +19,7 @@ from microvqa_tui.progress import CancelToken
 from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.screens.modals import PathModal
-from microvqa_tui.ui.status import (
+from microvqa_tui.services.status import (
     INGEST,
     Environment,
     StageStatus,
@@ -227,7 +227,7 @@ class PipelineScreen(BaseScreen):
         self.query_one("#env-status", Static).update(Content.from_markup("\n".join(lines)))
 
     def action_doctor(self) -> None:
-        from microvqa_tui.ui.status import doctor_lines
+        from microvqa_tui.services.status import doctor_lines
 
         settings = self.mvqa.settings
         self.log_line("[b]environment check[/] (imports torch: a few seconds)…")

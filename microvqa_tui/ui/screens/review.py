@@ -1,7 +1,7 @@
 """Review: one MCQ at a time with its figure; accept (a), reject (r), edit (e), next/previous
 (j/k or n/p), undo (u), and bulk decisions on the filtered selection (A/X, with a confirm).
 
-Decisions go through `microvqa_tui.review.Reviewer` (the audit trail is written at once). All
+Decisions go through `microvqa_tui.services.review.Reviewer` (the audit trail is written at once). All
 store work of this screen runs in one serial queue, so "accept, then next" always sees the
 accept and undo always follows the decision it reverts, however fast the keys come.
 Navigation is by key order within the filter, which stays stable while decisions change rows.
@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui.query import (
+from microvqa_tui.services.query import (
     VIEWS,
     Detail,
     Filter,
@@ -45,7 +45,7 @@ from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.workers import SerialRunner
 
 if TYPE_CHECKING:
-    from microvqa_tui.review import Reviewer
+    from microvqa_tui.services.review import Reviewer
 
 DEFAULT_FILTER = Filter(review="unreviewed")
 REVIEW_FIELDS = ("status", "review", "task", "bloom", "tier", "text")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import StoreError
-from microvqa_tui.ui.query import load_image, quote
+from microvqa_tui.services.query import load_image, quote
 from microvqa_tui.vocabulary import DUP_PENDING
 
 if TYPE_CHECKING:

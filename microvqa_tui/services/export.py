@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import ExportError
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from microvqa_tui.ui.status import module_available
+from microvqa_tui.services.status import module_available
 
 if TYPE_CHECKING:
     from microvqa_tui.config import Settings

@@ -19,8 +19,8 @@ from typing import Any
 
 from microvqa_tui.errors import ConfigError
 
-# assets/prompts of this checkout (the package lives at <repo>/microvqa_tui/pipeline/stage1).
-DEFAULT_PROMPT_DIR = Path(__file__).resolve().parents[3] / "assets" / "prompts"
+# assets/prompts of this checkout (the package lives at <repo>/microvqa_tui/common).
+DEFAULT_PROMPT_DIR = Path(__file__).resolve().parents[2] / "assets" / "prompts"
 
 _HEADING = re.compile(r"^##[ \t]+(\S.*?)\s*$", re.MULTILINE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
