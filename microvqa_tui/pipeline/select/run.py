@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.pipeline.select.answering import pass_rate
 from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS, bloom_schema, combine, parse_llm
@@ -40,7 +41,6 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
 from microvqa_tui.pipeline.stage3.generate import item_seed
-from microvqa_tui.pipeline.stage3.layout import mcq_captions
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
 from microvqa_tui.config.sections import section
@@ -311,7 +311,7 @@ def run_select(
         report.waiting = max(0, len(todo) - cfg.limit)
         todo = todo[: cfg.limit]
     checker = Checker(metered, cfg, templates, version)
-    captions = mcq_captions(store, todo) if todo else {}
+    captions = caption_texts(store, todo, key="mcq_id") if todo else {}
 
     with record_run(store, STEP, config=cfg.model_dump(mode="json")) as record:
         report.run_id = record.run_id

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from microvqa_tui.pipeline.embed import SPACES, vectors_for
+from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
 from microvqa_tui.config.signals import SignalSettings, signal_settings
@@ -297,11 +298,7 @@ def _compute_batch(
     now = utcnow()
     qas = [q for q, _ in batch]
     need = {q["qa_id"]: names for q, names in batch}
-    caption_ids = sorted({q["caption_id"] for q in qas if q["caption_id"]})
-    captions = {
-        r["caption_id"]: r
-        for r in store.get_many("captions", caption_ids, ["caption_id", "figure_id", "text"])
-    }
+    captions = caption_texts(store, qas, key="qa_id", fallback=False)
     rows: list[dict[str, Any]] = []
     caption_rows: list[dict[str, Any]] = []
     stats = {"tokens": 0, "seconds": 0.0, "agent_failures": 0}
@@ -326,8 +323,7 @@ def _compute_batch(
         )
 
     def caption_of(q: dict[str, Any]) -> str | None:
-        row = captions.get(q["caption_id"])
-        return (row["text"] or None) if row else None
+        return captions[q["qa_id"]] or None
 
     for family in cfg.families:
         names = FAMILY_SIGNALS[family]

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.pipeline.stage3 import prompts
@@ -76,28 +77,6 @@ def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
     qas = store.rows("qas", in_list("status", statuses), QA_COLUMNS)
     qas.sort(key=lambda r: r["qa_id"])
     return qas, "+".join(statuses), note
-
-
-def caption_texts(store: Store, qas: list[dict]) -> dict[str, str]:
-    """Caption text per qa_id (by the QA's caption_id, else the figure's first caption)."""
-    by_id = {
-        r["caption_id"]: r["text"]
-        for r in store.get_many(
-            "captions",
-            sorted({q["caption_id"] for q in qas if q["caption_id"]}),
-            columns=["caption_id", "text"],
-        )
-    }
-    missing = sorted({q["figure_id"] for q in qas if q["caption_id"] not in by_id})
-    by_figure: dict[str, str] = {}
-    if missing:
-        for row in store.rows(
-            "captions", in_list("figure_id", missing), ["figure_id", "caption_id", "text"]
-        ):
-            by_figure.setdefault(row["figure_id"], row["text"])
-    return {
-        q["qa_id"]: by_id.get(q["caption_id"]) or by_figure.get(q["figure_id"], "") for q in qas
-    }
 
 
 def figure_images(store: Store, qas: list[dict]) -> dict[str, bytes]:
@@ -296,7 +275,7 @@ def run_mcq(
             todo.append(qa)
     if cfg.limit is not None:
         todo = todo[: cfg.limit]
-    captions = caption_texts(store, todo)
+    captions = caption_texts(store, todo, key="qa_id")
     balancer = PositionBalancer(cfg.n_choices, cfg.seed, position_history)
     generator = MCQGenerator(metered, cfg, template)
     attempt_row = FunnelRow(STAGE, "attempts", note="one row per model call; failed calls retried")
