@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from store import Store, content_id, text_id
 from microvqa_tui.vocabulary import REVIEW_ACCEPTED, STATUS_KEPT, TASK_TYPES
+from store import Store, content_id, text_id
 from store.schema import utcnow
 
 TOPICS = [

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from microvqa_tui.errors import GenerationError
-from store import text_id
 from microvqa_tui.vocabulary import TASK_TYPES
+from store import text_id
 from store.schema import utcnow
 
 ANSWERS = [

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microvqa_tui.errors import Cancelled
 from microvqa_tui.common.runs import record_run
+from microvqa_tui.errors import Cancelled
 from store.ids import content_id, text_id
 from store.schema import utcnow
 

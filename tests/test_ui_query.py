@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from microvqa_tui.services import query
 from microvqa_tui.services.insights import histogram
 from microvqa_tui.services.query import (
     VIEWS,

@@ -12,9 +12,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
 from store.ids import text_id
-from microvqa_tui.vocabulary import TASK_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MANIFEST = REPO_ROOT / "assets" / "sample" / "manifest.jsonl"

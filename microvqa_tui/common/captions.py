@@ -104,4 +104,3 @@ def _captions_by_figure(store: Store, figure_ids: list[str]) -> dict[str, list[I
         ):
             out.setdefault(r["figure_id"], []).append(ItemCaption(r["caption_id"], r["text"] or ""))
     return out
-

@@ -11,7 +11,6 @@ selection, for the CLI (`microvqa funnel`) and the TUI; `funnel_table` renders i
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,10 +52,6 @@ class FunnelRow:
 def reason_code(reason: str) -> str:
     """The code of a stored reason (`code: details` -> `code`)."""
     return reason.split(":", 1)[0].strip() or "unspecified"
-
-
-def count_reasons(reasons: list[str]) -> dict[str, int]:
-    return dict(Counter(reason_code(r) for r in reasons))
 
 
 def latest_run(store, step: str) -> dict[str, Any] | None:

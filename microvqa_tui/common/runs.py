@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.errors import Cancelled
-from store import Store
 from microvqa_tui.vocabulary import RUN_CANCELLED, RUN_DONE, RUN_FAILED, RUN_RUNNING
+from store import Store
 from store.schema import utcnow
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,14 +21,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from microvqa_tui.config.sections import Section
-from microvqa_tui.errors import ConfigError
 from microvqa_tui.config.dedup import DedupSettings
 from microvqa_tui.config.graph import GraphSettings
+from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.config.sections import Section
 from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.config.signals import EmbedSettings, SignalSettings
 from microvqa_tui.config.stage1 import Stage1Settings
-from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path(user_config_dir("microvqa")) / "config.toml"
 

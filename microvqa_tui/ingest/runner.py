@@ -41,10 +41,10 @@ from microvqa_tui.ingest.validate import (
     pillow_limits,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED
 from store import Store
 from store.ids import ID_HEX_CHARS, text_id
 from store.queries import in_list
-from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED
 from store.schema import utcnow
 
 #: Batches decoded ahead of the one being written: the decoders stay busy while the main

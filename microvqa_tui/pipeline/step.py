@@ -6,7 +6,7 @@ Nothing here loads a model or a heavy library; a step module imports what it nee
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
@@ -68,10 +68,6 @@ class _Phase:
         self.timer.seconds[self.name] = self.timer.seconds.get(self.name, 0.0) + elapsed
 
 
-def rows_by(rows: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    return {row[key]: row for row in rows}
-
-
 # ----------------------------------------------------------------------------- models
 MODEL_ROLES = ("text", "clip", "nli", "llm", "vlm")
 
@@ -100,9 +96,7 @@ def load_model(role: str, settings: Any, provider: Any = None) -> tuple[Any, str
 
     if provider is None:
         from microvqa_tui.models import registry as provider
-    getter = getattr(provider, f"get_{role}", None)
-    if getter is None:
-        return None, f"no {role} model is available in this build"
+    getter = getattr(provider, f"get_{role}")
     try:
         model = getter(settings)
     except ModelMissingError as exc:

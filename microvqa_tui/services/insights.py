@@ -91,9 +91,7 @@ def compute_stats(store: Store) -> Stats:
             "max": ordered[-1],
         }
     bloom = Counter(column(store, "mcqs", "bloom_level"))
-    stats.bloom = [
-        (bloom_label(level), bloom.get(level, 0)) for level in sorted(BLOOM_LEVELS)
-    ]
+    stats.bloom = [(bloom_label(level), bloom.get(level, 0)) for level in sorted(BLOOM_LEVELS)]
     if bloom.get(None):
         stats.bloom.append(("not rated", bloom[None]))
     stats.qa_tasks = _ordered(Counter(column(store, "qas", "task_type")))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.vocabulary import STATUS_HELD_OUT, TASK_TYPES
@@ -525,7 +525,3 @@ def decision_summary(row: dict[str, Any]) -> str:
     what = f" ({', '.join(fields)})" if row.get("action") == "edit" and fields else ""
     note = f" — {row['note']}" if row.get("note") else ""
     return f"{at} {row.get('user', '')}: {row.get('action', '')}{what}{note}"
-
-
-def with_filter(flt: Filter, **changes: Any) -> Filter:
-    return replace(flt, **changes)

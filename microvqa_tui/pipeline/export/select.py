@@ -22,8 +22,14 @@ from typing import Any
 from microvqa_tui.common.captions import item_captions
 from microvqa_tui.pipeline.dedup.decisions import rejected_members
 from microvqa_tui.pipeline.dedup.storeio import read_rows
+from microvqa_tui.vocabulary import (
+    REVIEW_ACCEPTED,
+    REVIEW_REJECTED,
+    STATUS_FLAGGED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+)
 from store import Store
-from microvqa_tui.vocabulary import REVIEW_ACCEPTED, REVIEW_REJECTED, STATUS_FLAGGED, STATUS_HELD_OUT, STATUS_KEPT
 
 MCQ_COLUMNS = [
     "mcq_id",

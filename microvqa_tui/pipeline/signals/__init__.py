@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "SIGNAL_NAMES": "microvqa_tui.pipeline.signals.run",
     "SignalsReport": "microvqa_tui.pipeline.signals.run",
     "run_signals": "microvqa_tui.pipeline.signals.run",
     "SignalSettings": "microvqa_tui.config.signals",

@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from microvqa_tui.pipeline.embed import SPACES, vectors_for
 from microvqa_tui.common.captions import caption_texts
-from microvqa_tui.common.runs import record_run
-from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
-from microvqa_tui.config.signals import SignalSettings, signal_settings
-from microvqa_tui.pipeline.signals.statement import to_statement
 from microvqa_tui.common.prompts import load_template
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.signals import SignalSettings, signal_settings
 from microvqa_tui.config.stage1 import stage1_settings
+from microvqa_tui.pipeline.embed import SPACES, vectors_for
+from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
+from microvqa_tui.pipeline.signals.statement import to_statement
 from microvqa_tui.pipeline.step import (
     batched,
     configured_model,
@@ -45,7 +45,7 @@ from microvqa_tui.pipeline.step import (
     to_jsonable,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from microvqa_tui.vocabulary import FAMILY_SIGNALS, SIGNAL_NAMES
+from microvqa_tui.vocabulary import FAMILY_SIGNALS
 from store import Store
 from store.ids import text_id
 from store.queries import in_list

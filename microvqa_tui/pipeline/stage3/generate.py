@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.common.captions import caption_texts
-from microvqa_tui.common.runs import record_run
 from microvqa_tui.common.funnel import FunnelRow
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.config.sections import section
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -31,16 +33,13 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
-from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
-from microvqa_tui.config.sections import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from store import Store, text_id
-from store.queries import in_list, quote
-from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
-from microvqa_tui.vocabulary import FAMILY_CAPTION
+from microvqa_tui.vocabulary import FAMILY_CAPTION, STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
 from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
+from store import Store, text_id
+from store.queries import in_list, quote
 from store.schema import utcnow
 
 PAYLOAD_CHARS = 4000

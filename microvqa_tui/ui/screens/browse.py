@@ -17,7 +17,6 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui import page_cache
 from microvqa_tui.services.query import (
     VIEWS,
     Column,
@@ -29,6 +28,7 @@ from microvqa_tui.services.query import (
     load_detail,
     task_options,
 )
+from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.detail import DetailView
 from microvqa_tui.ui.widgets.filters import FilterBar
