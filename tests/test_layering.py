@@ -1,4 +1,6 @@
-"""Dependencies point one way: ui -> pipeline -> models, store. Checked on the source."""
+"""Dependencies point one way (the import-linter contracts in pyproject.toml: cli, ui ->
+services -> pipeline -> ingest -> common -> models -> config -> store -> errors, vocabulary),
+and nothing below the TUI imports Textual. Checked on the source."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 # Packages that must never import the TUI layer (Textual or microvqa_tui.ui).
 CORE = [
     REPO / "store",
+    REPO / "microvqa_tui" / "services",
+    REPO / "microvqa_tui" / "common",
+    REPO / "microvqa_tui" / "config",
     REPO / "microvqa_tui" / "pipeline",
     REPO / "microvqa_tui" / "models",
     REPO / "microvqa_tui" / "ingest",
@@ -58,3 +63,11 @@ def test_cli_start_up_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run(
+        [str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
