@@ -14,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from microvqa_tui.assets import SAMPLE_MANIFEST
 from microvqa_tui.pipeline.steps import STEPS
 
 if TYPE_CHECKING:
     from microvqa_tui.config import Settings
     from store import Store
 
-REPO_SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "sample" / "manifest.jsonl"
 INGEST = "ingest"
 
 
@@ -116,9 +116,9 @@ def last_ingest_path(statuses: list[StageStatus]) -> str | None:
 def default_ingest_path() -> str:
     """The embedded sample, relative to the working directory when that is shorter."""
     try:
-        return str(REPO_SAMPLE.relative_to(Path.cwd()))
+        return str(SAMPLE_MANIFEST.relative_to(Path.cwd()))
     except ValueError:
-        return str(REPO_SAMPLE)
+        return str(SAMPLE_MANIFEST)
 
 
 # ---------------------------------------------------------------------- device and models
