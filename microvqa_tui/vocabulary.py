@@ -134,6 +134,39 @@ STAGE_INGEST = "ingest"
 STAGE_STAGE1 = "stage1"
 STAGE_MCQ = "mcq"
 
+# `quarantine.reason` of stage 1 (and its run counts).
+UNPARSABLE = "unparsable_output"  # the model's text is not JSON
+GENERATION_FAILED = "generation_failed"  # the model raised (timeout, runtime error)
+SCHEMA_INVALID = "schema_invalid"  # JSON, but not the fields/types asked for
+EVIDENCE_MISSING = "evidence_missing"
+EVIDENCE_NOT_IN_CAPTION = "evidence_not_in_caption"
+QUESTION_TOO_SHORT = "question_too_short"
+QUESTION_NOT_SINGLE = "question_not_single"  # several questions, or one with its answer inline
+QUESTION_GENERIC = "question_generic"  # names nothing of the figure ("What does this show?")
+FIELD_TRUNCATED = "field_truncated"  # a field hit the schema's maxLength: cut mid-sentence
+QUESTION_COPIES_CAPTION = "question_copies_caption"
+COPIES_PROMPT = "copies_prompt"  # question or answer repeats the prompt's own wording
+ANSWER_EMPTY = "answer_empty"
+ANSWER_TOO_SHORT = "answer_too_short"
+DUPLICATE_QUESTION = "duplicate_question"
+
+STAGE1_REASONS = (
+    UNPARSABLE,
+    GENERATION_FAILED,
+    SCHEMA_INVALID,
+    EVIDENCE_MISSING,
+    EVIDENCE_NOT_IN_CAPTION,
+    FIELD_TRUNCATED,
+    QUESTION_TOO_SHORT,
+    QUESTION_NOT_SINGLE,
+    QUESTION_GENERIC,
+    QUESTION_COPIES_CAPTION,
+    COPIES_PROMPT,
+    ANSWER_EMPTY,
+    ANSWER_TOO_SHORT,
+    DUPLICATE_QUESTION,
+)
+
 # `quarantine.reason` of the ingest stage: short, stable codes, with what the CLI and the TUI
 # show beside them.
 CORRUPT_IMAGE = "corrupt_image"
