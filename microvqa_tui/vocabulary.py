@@ -32,6 +32,12 @@ DECISION_ACTIONS = (ACTION_ACCEPT, ACTION_REJECT, ACTION_EDIT, ACTION_UNDO)
 # The review an accept / reject decision sets on an MCQ.
 REVIEW_OF_ACTION = {ACTION_ACCEPT: REVIEW_ACCEPTED, ACTION_REJECT: REVIEW_REJECTED}
 
+# What a reviewer decides on a duplicate group.
+GROUP_KEEP_KEEPER = "keep_keeper"  # keep the proposed keeper, reject the other members
+GROUP_KEEP_ALL = "keep_all"  # the members are not duplicates: keep them all
+GROUP_REJECT = "reject_group"  # reject every member
+GROUP_ACTIONS = (GROUP_KEEP_KEEPER, GROUP_KEEP_ALL, GROUP_REJECT)
+
 # `dup_groups.decision` and `dup_groups.kind`.
 DUP_PENDING = "pending"  # proposed by `microvqa dedup`; nothing changed yet
 DUP_RESOLVED = "resolved"  # a person or a policy kept the keeper and rejected the others

@@ -53,15 +53,18 @@ from microvqa_tui.vocabulary import ACTION_ACCEPT as ACCEPT
 from microvqa_tui.vocabulary import ACTION_EDIT as EDIT
 from microvqa_tui.vocabulary import ACTION_REJECT as REJECT
 from microvqa_tui.vocabulary import ACTION_UNDO as UNDO
-from microvqa_tui.vocabulary import DUP_PENDING, REVIEW_OF_ACTION, REVIEW_UNREVIEWED
+from microvqa_tui.vocabulary import (
+    DUP_PENDING,
+    GROUP_ACTIONS,
+    REVIEW_OF_ACTION,
+    REVIEW_UNREVIEWED,
+)
+from microvqa_tui.vocabulary import GROUP_KEEP_ALL as KEEP_ALL
+from microvqa_tui.vocabulary import GROUP_KEEP_KEEPER as KEEP_KEEPER
+from microvqa_tui.vocabulary import GROUP_REJECT as REJECT_GROUP
 from store import Store
 from store.queries import in_list
 from store.schema import arrow_schema, utcnow
-
-KEEP_KEEPER = "keep_keeper"  # keep the proposed keeper, reject the other members
-KEEP_ALL = "keep_all"  # the members are not duplicates: keep them all
-REJECT_GROUP = "reject_group"  # reject every member
-GROUP_ACTIONS = (KEEP_KEEPER, KEEP_ALL, REJECT_GROUP)
 
 # The dedup step's action for each group action (reject_group adds the keeper's rejection).
 DEDUP_ACTION = {KEEP_KEEPER: "resolve", KEEP_ALL: "dismiss", REJECT_GROUP: "resolve"}

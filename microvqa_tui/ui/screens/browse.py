@@ -34,7 +34,7 @@ from microvqa_tui.ui.widgets.detail import DetailView
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.widgets.pagetable import PageColumn, PageTable
 from microvqa_tui.ui.workers import run_blocking
-from microvqa_tui.vocabulary import bloom_label
+from microvqa_tui.vocabulary import REVIEW_ACCEPTED, REVIEW_REJECTED, STATUS_HELD_OUT, bloom_label
 
 PAGE_SIZE = 50
 ITEM_TYPE = {"mcqs": "mcq", "qas": "qa", "figures": "figure"}
@@ -57,9 +57,9 @@ def cell(column: Column, value: Any) -> Any:
     if column.width and len(text) > column.width:
         text = text[: column.width - 1] + "…"
     if column.name == "review":
-        style = {"accepted": "$success", "rejected": "$error"}.get(text)
+        style = {REVIEW_ACCEPTED: "$success", REVIEW_REJECTED: "$error"}.get(text)
         return Content.from_markup(f"[{style}]{escape(text)}[/]") if style else text
-    if column.name == "status" and text == "held_out":
+    if column.name == "status" and text == STATUS_HELD_OUT:
         return Content.from_markup(f"[$warning]{escape(text)}[/]")
     return text
 

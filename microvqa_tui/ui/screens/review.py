@@ -43,11 +43,12 @@ from microvqa_tui.ui.widgets.detail import (
 )
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.workers import SerialRunner
+from microvqa_tui.vocabulary import REVIEW_OF_ACTION, REVIEW_UNREVIEWED
 
 if TYPE_CHECKING:
     from microvqa_tui.services.review import Reviewer
 
-DEFAULT_FILTER = Filter(review="unreviewed")
+DEFAULT_FILTER = Filter(review=REVIEW_UNREVIEWED)
 REVIEW_FIELDS = ("status", "review", "task", "bloom", "tier", "text")
 
 
@@ -257,7 +258,7 @@ class ReviewScreen(BaseScreen):
 
         def op() -> ReviewState:
             reviewer.decide("mcq", key, action)
-            verb = "accepted" if action == "accept" else "rejected"
+            verb = REVIEW_OF_ACTION[action]
             return self._step(1, message=f"{verb} {key[:12]} · u undoes")
 
         self._submit(op, writes=True)
