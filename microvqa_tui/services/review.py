@@ -24,7 +24,7 @@ Item types:
 - `mcq`: accept/reject set `mcqs.review`; edits may change question, choices, correct_index
   (correct_answer follows) and cot.
 - `qa`: QAs have no review field; accept/reject are recorded as human labels only (the graph
-  step reads them from `decisions`, see `effective_labels`); edits may change question and
+  step reads them with `common.decisions.effective_labels`); edits may change question and
   answer.
 - `dup_group`: `decide_group` (keep_keeper, keep_all, reject_group) applies the dedup step's
   own rules (`pipeline.dedup.decisions.decide_groups`: resolve / dismiss), which write their
