@@ -39,11 +39,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.build import Standardizer
 from microvqa_tui.pipeline.graph.filter import select
 from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS, GraphInputs
 from microvqa_tui.pipeline.graph.pipeline import GraphOutcome, fit_and_filter
-from microvqa_tui.pipeline.graph.settings import GraphSettings
 from microvqa_tui.pipeline.graph.synthetic import planted
 from microvqa_tui.pipeline.graph.train import roc_auc
 

@@ -37,9 +37,9 @@ def child(args) -> None:
     import numpy as np
     import torch
 
+    from microvqa_tui.config.graph import GraphSettings
     from microvqa_tui.pipeline.graph.knn import resolve_device
     from microvqa_tui.pipeline.graph.pipeline import fit_and_filter
-    from microvqa_tui.pipeline.graph.settings import GraphSettings
     from microvqa_tui.pipeline.graph.synthetic import planted
 
     if args.threads:

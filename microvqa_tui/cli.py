@@ -128,11 +128,7 @@ def _register_subcommands() -> None:
         "cli_dataset",
         "cli_spatial",
     ):
-        try:
-            importlib.import_module(f"microvqa_tui.{module}")
-        except ModuleNotFoundError as exc:  # a command group not in this build
-            if exc.name != f"microvqa_tui.{module}":
-                raise
+        importlib.import_module(f"microvqa_tui.{module}")
 
 
 def stop_on_sigterm() -> None:

@@ -51,7 +51,7 @@ def funnel_command(as_json: JsonFlag = False) -> None:
 
     store = open_store(state.settings().store)
     if as_json:
-        from microvqa_tui.pipeline.select.funnel import funnel_rows
+        from microvqa_tui.common.funnel import funnel_rows
 
         emit_json({"funnel": [row.as_dict() for row in funnel_rows(store)]})
         return
@@ -59,7 +59,7 @@ def funnel_command(as_json: JsonFlag = False) -> None:
 
 
 def print_funnel(store) -> None:
-    from microvqa_tui.pipeline.select.funnel import funnel_rows, funnel_table
+    from microvqa_tui.common.funnel import funnel_rows, funnel_table
 
     rows = funnel_rows(store)
     if not rows:

@@ -11,7 +11,7 @@ from microvqa_tui.cli import JsonFlag, app, console, emit_json, state
 def stats(as_json: JsonFlag = False) -> None:
     """Row counts per table and quarantine counts per reason."""
     settings = state.settings()
-    from microvqa_tui.stats import store_stats
+    from microvqa_tui.services.stats import store_stats
     from store import open_store
 
     report = store_stats(open_store(settings.store))

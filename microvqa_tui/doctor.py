@@ -82,8 +82,6 @@ def check_packages() -> list[Check]:
 
 
 def check_models(settings: Settings) -> list[Check]:
-    if importlib.util.find_spec("microvqa_tui.models.registry") is None:
-        return []
     from microvqa_tui.models.registry import model_status
 
     return [
@@ -94,8 +92,20 @@ def check_models(settings: Settings) -> list[Check]:
     ]
 
 
+def check_assets() -> Check:
+    """The files the package reads at run time (prompts, sample, example structures)."""
+    from microvqa_tui.assets import PROMPTS_DIR, SAMPLE_MANIFEST, SPATIAL_DIR
+
+    wanted = (PROMPTS_DIR / "stage1_qa.md", SAMPLE_MANIFEST, SPATIAL_DIR / "molecules")
+    missing = [str(path) for path in wanted if not path.exists()]
+    if missing:
+        return Check("assets", False, "missing: " + ", ".join(missing))
+    return Check("assets", True, str(PROMPTS_DIR.parent))
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [check_python(), *check_torch(), check_llama_cpp(), *check_packages()]
+    checks.append(check_assets())
     store_ok = settings.store.parent.exists() or not settings.store.exists()
     checks.append(Check("store", store_ok, str(settings.store)))
     checks.extend(check_models(settings))

@@ -2,7 +2,7 @@
 
 Conventions: every table has a string primary key `<thing>_id`; times are UTC; free-form
 extras are JSON strings (`*_json`) so the schema stays stable when sources differ.
-Statuses are plain strings listed here so the pipeline, the CLI and the TUI agree.
+Statuses, origins and other stored words come from `microvqa_tui.vocabulary`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,7 @@ import pyarrow as pa
 from lancedb.pydantic import LanceModel, Vector
 from pydantic import Field
 
-# Status values shared across tables.
-STATUS_PENDING = "pending"
-STATUS_KEPT = "kept"
-STATUS_HELD_OUT = "held_out"
-STATUS_FLAGGED = "flagged"
-
-REVIEW_UNREVIEWED = "unreviewed"
-REVIEW_ACCEPTED = "accepted"
-REVIEW_REJECTED = "rejected"
-
-TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
+from microvqa_tui.vocabulary import DUP_PENDING, REVIEW_UNREVIEWED, STATUS_PENDING
 
 
 def utcnow() -> datetime:
@@ -185,14 +175,6 @@ class Quarantine(LanceModel):
     payload: str = ""  # an excerpt of the offending input or model output
     created_at: datetime
     run_id: str = ""
-
-
-# Duplicate-group decisions (DupGroup.decision).
-DUP_PENDING = "pending"  # proposed by `microvqa dedup`; nothing changed yet
-DUP_RESOLVED = "resolved"  # a person or a policy kept the keeper and rejected the others
-DUP_DISMISSED = "dismissed"  # a person said the members are not duplicates
-DUP_SUPERSEDED = "superseded"  # a later run regrouped these members; kept for the audit trail
-DUP_KINDS = ("image", "caption", "question")
 
 
 class DupGroup(LanceModel):

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from microvqa_tui.vocabulary import REVIEW_ACCEPTED, STATUS_KEPT, TASK_TYPES
 from store import Store, content_id, text_id
-from store.schema import REVIEW_ACCEPTED, STATUS_KEPT, TASK_TYPES, utcnow
+from store.schema import utcnow
 
 TOPICS = [
     ("mitochondria", "HeLa cells", "MitoTracker", "fragmented networks after CCCP treatment"),

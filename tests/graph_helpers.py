@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from microvqa_tui.pipeline.graph.settings import GraphSettings
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.synthetic import PlantedData, planted
 from store import Store
 from store.ids import text_id

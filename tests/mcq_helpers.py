@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from microvqa_tui.errors import GenerationError
+from microvqa_tui.vocabulary import TASK_TYPES
 from store import text_id
-from store.schema import TASK_TYPES, utcnow
+from store.schema import utcnow
 
 ANSWERS = [
     "Basal layer of the epidermis",

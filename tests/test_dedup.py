@@ -33,8 +33,8 @@ from microvqa_tui.pipeline.dedup import (
 from microvqa_tui.pipeline.dedup import core as dedup_core
 from microvqa_tui.pipeline.dedup.knn import AnnParams
 from microvqa_tui.pipeline.dedup.text import tfidf_vectors
+from microvqa_tui.vocabulary import DUP_DISMISSED, DUP_PENDING, DUP_RESOLVED, DUP_SUPERSEDED
 from store import open_store, text_id
-from store.schema import DUP_DISMISSED, DUP_PENDING, DUP_RESOLVED, DUP_SUPERSEDED
 
 
 # ---------------------------------------------------------------------------- units

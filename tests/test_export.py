@@ -24,7 +24,7 @@ from microvqa_tui.pipeline.export import (
     select_mcqs,
 )
 from microvqa_tui.pipeline.splits import SplitItem, assign_splits, leakage_report, parse_fractions
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 
 
 @pytest.fixture(autouse=True)
@@ -216,9 +216,8 @@ def test_parquet_export_round_trips_through_pyarrow_and_datasets(store, curated,
 
 
 def test_parquet_export_reingests_through_our_ingest(store, curated, tmp_path, settings):
-    ingest = pytest.importorskip("microvqa_tui.ingest")
-    if not hasattr(ingest, "ingest_source"):
-        pytest.skip("microvqa_tui.ingest.ingest_source not available yet")
+    from microvqa_tui import ingest
+
     out = tmp_path / "export"
     report = export_dataset(store, out, fmt="parquet", fractions="1")
     from store import open_store

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from microvqa_tui import ASSETS_DIR
+from microvqa_tui.assets import SAMPLE_MANIFEST
 from microvqa_tui.errors import Cancelled, IngestError, ValidationError
 from microvqa_tui.ingest import ingest_source, resolve_source
 from microvqa_tui.progress import CancelToken, RecordingProgress
@@ -107,7 +107,7 @@ def test_manifest_csv(store, tmp_path):
 
 
 def test_sample_assets_ingest(store):
-    sample = ASSETS_DIR / "sample" / "manifest.jsonl"
+    sample = SAMPLE_MANIFEST
     if not sample.is_file():
         pytest.skip("no embedded sample")
     rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]

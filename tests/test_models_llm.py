@@ -355,7 +355,8 @@ def test_smollm_writes_a_strict_json_mcq(smollm):
 
 @pytest.mark.slow
 def test_smollm_through_the_stage1_interface(smollm):
-    stage1 = pytest.importorskip("microvqa_tui.pipeline.stage1.generate")
+    from microvqa_tui.pipeline.stage1 import generate as stage1
+
     gen = stage1.generate(smollm, MCQ_MESSAGES, MCQ_SCHEMA, seed=2, max_tokens=320)
     assert gen.error == "", gen.message
     assert len(gen.output["options"]) == 4

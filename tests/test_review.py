@@ -7,14 +7,13 @@ import json
 
 import pytest
 
-from microvqa_tui.review import (
+from microvqa_tui.common.decisions import decision_history, effective_labels
+from microvqa_tui.services.review import (
     KEEP_ALL,
     KEEP_KEEPER,
     REJECT_GROUP,
     Reviewer,
     ReviewError,
-    decision_history,
-    effective_labels,
 )
 from tests.ui_helpers import TickingClock, build_store, mcq_row
 

@@ -16,10 +16,10 @@ from mcq_helpers import (
     wrong_letter_answerer,
 )
 
+from microvqa_tui.common.funnel import funnel_rows
 from microvqa_tui.pipeline.select import SelectSettings, run_select
 from microvqa_tui.pipeline.select.bloom import combine, parse_llm, rule_level
 from microvqa_tui.pipeline.select.difficulty import apply_policy, tier
-from microvqa_tui.pipeline.select.funnel import funnel_rows
 from microvqa_tui.pipeline.select.reasoning import check_cot
 from microvqa_tui.pipeline.stage3 import run_mcq
 from store.schema import utcnow

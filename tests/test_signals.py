@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microvqa_tui.pipeline.signals import SIGNAL_NAMES, SignalSettings, run_signals, to_statement
+from microvqa_tui.pipeline.signals import SignalSettings, run_signals, to_statement
 from microvqa_tui.pipeline.signals.agent import token_f1
+from microvqa_tui.vocabulary import SIGNAL_NAMES
 from tests.model_helpers import minilm, model_root, tiny_clip, tiny_nli_dir  # noqa: F401
 from tests.stage_helpers import FakeLLM, Provider, add_qa, add_sample, step_settings
 

@@ -451,15 +451,10 @@ def test_cli_generate_spatial_on_the_embedded_sample(tmp_path):
     runner = CliRunner()
     store_dir = tmp_path / "store"
     manifest = H.REPO / "assets" / "sample" / "manifest.jsonl"
-    try:
-        import microvqa_tui.cli_ingest  # noqa: F401  (registers `ingest`)
+    import microvqa_tui.cli_ingest  # noqa: F401  (registers `ingest`)
 
-        out = runner.invoke(app, ["--store", str(store_dir), "ingest", str(manifest), "--json"])
-        assert out.exit_code == 0, out.output
-    except ModuleNotFoundError:  # ingest not in this build: write the figures directly
-        from store import open_store
-
-        H.add_sample_figures(open_store(store_dir))
+    out = runner.invoke(app, ["--store", str(store_dir), "ingest", str(manifest), "--json"])
+    assert out.exit_code == 0, out.output
     out = runner.invoke(
         app,
         ["--store", str(store_dir), "generate", "spatial", "--count", "1", "--seed", "5", "--json"],

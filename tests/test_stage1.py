@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from microvqa_tui.errors import Cancelled, ConfigError
-from microvqa_tui.pipeline.stage1 import Stage1Settings, checks, run_stage1
-from microvqa_tui.pipeline.stage1.prompts import (
+from microvqa_tui.common.prompts import (
     load_template,
     parse_template,
     task_parts,
 )
+from microvqa_tui.errors import Cancelled, ConfigError
+from microvqa_tui.pipeline.stage1 import Stage1Settings, checks, run_stage1
 from microvqa_tui.pipeline.stage1.run import build_messages, qa_schema
 from microvqa_tui.progress import CancelToken, RecordingProgress
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 from tests.model_helpers import smollm  # noqa: F401  (session fixture)
 from tests.stage_helpers import (
     CancelAfter,
@@ -453,16 +453,13 @@ def test_sections_default_until_mounted(settings):
         Stage1Settings(batch_sizes=3)  # unknown keys are errors, like every section
 
 
-def test_settings_modules_are_light_and_task_types_agree():
+def test_settings_modules_are_light():
     import subprocess
     import sys
 
-    from microvqa_tui.pipeline.stage1 import settings as s1
-
-    assert s1.TASK_TYPES == TASK_TYPES
     code = (
-        "import sys; import microvqa_tui.pipeline.stage1.settings, "
-        "microvqa_tui.pipeline.signals.settings; "
+        "import sys; import microvqa_tui.config.stage1, "
+        "microvqa_tui.config.signals; "
         "print([m for m in ('lancedb', 'torch', 'llama_cpp', 'store') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

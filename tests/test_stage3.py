@@ -17,8 +17,8 @@ from mcq_helpers import (
     quarantine_rows,
 )
 
+from microvqa_tui.common.funnel import funnel_rows, funnel_table
 from microvqa_tui.errors import GenerationError
-from microvqa_tui.pipeline.select.funnel import funnel_rows, funnel_table
 from microvqa_tui.pipeline.stage3 import MCQSettings, run_mcq
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,

@@ -13,8 +13,8 @@ import json
 import pytest
 from mcq_helpers import all_mcqs, quarantine_rows
 
+from microvqa_tui.common.funnel import funnel_rows
 from microvqa_tui.pipeline.select import SelectSettings, run_select
-from microvqa_tui.pipeline.select.funnel import funnel_rows
 from microvqa_tui.pipeline.stage3 import MCQSettings, run_mcq
 from microvqa_tui.pipeline.stage3.layout import microvqa_records
 from store import open_store, text_id

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.errors import Cancelled
-from microvqa_tui.pipeline.runs import record_run
 from store.ids import content_id, text_id
 from store.schema import utcnow
 
@@ -132,7 +132,7 @@ def test_sigterm_leaves_a_cancelled_run_record_not_a_running_one(tmp_path):
     code = (
         "import sys, time\n"
         "from microvqa_tui.cli import stop_on_sigterm\n"
-        "from microvqa_tui.pipeline.runs import record_run\n"
+        "from microvqa_tui.common.runs import record_run\n"
         "from store import open_store\n"
         "stop_on_sigterm()\n"
         "store = open_store(sys.argv[1])\n"

@@ -81,7 +81,6 @@ async def test_pipeline_ingests_the_sample_from_an_empty_store(ui_settings):
 async def test_pipeline_cancel_stops_at_a_batch_boundary(ui_settings, ui_store, monkeypatch):
     """A stage cancelled from the UI stops between batches: whole batches only are written."""
     import microvqa_tui.pipeline.steps as steps
-    import microvqa_tui.ui.status as status
 
     gate, reached = threading.Event(), threading.Event()
 
@@ -107,7 +106,6 @@ async def test_pipeline_cancel_stops_at_a_batch_boundary(ui_settings, ui_store, 
                 gate.wait(10)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(status, "module_available", lambda module: True)
     monkeypatch.setattr(steps, "run_step", fake_step)
     app = make_app(ui_settings, ui_store)
     async with app.run_test(size=SIZE) as pilot:
@@ -123,22 +121,6 @@ async def test_pipeline_cancel_stops_at_a_batch_boundary(ui_settings, ui_store, 
         assert "cancelled" in screen.query_one("#pipeline-log").text
         assert any("cancelled" in n for n in notifications(app))
         assert ui_store.count("quarantine", "stage = 'fake'") == 2
-
-
-async def test_unavailable_step_is_refused_with_a_notification(ui_settings, ui_store, monkeypatch):
-    import microvqa_tui.ui.status as status
-
-    monkeypatch.setattr(status, "module_available", lambda module: module == "microvqa_tui.ingest")
-    app = make_app(ui_settings, ui_store)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert not screen.statuses[1].available
-        screen.query_one("#stages", DataTable).move_cursor(row=1)
-        await pilot.press("s")
-        await settle(pilot)
-        assert any("not available in this build" in n for n in notifications(app))
-        assert screen.running is None
 
 
 # ---------------------------------------------------------------------- browse
@@ -415,52 +397,6 @@ async def test_stats_shows_funnel_scores_and_distributions(ui_settings, ui_store
         assert [step for step, _, _ in stats.run_counts][:2] == ["ingest", "stage1"]
 
 
-async def test_export_runs_the_export_step(ui_settings, ui_store, monkeypatch, tmp_path):
-    import microvqa_tui.ui.exporting as exporting
-
-    calls = {}
-
-    def fake_export(store, out_dir, *, fmt, fractions, seed, include_held_out, progress, cancel):
-        calls.update(format=fmt, split=fractions, seed=seed, held_out=include_held_out)
-        progress.start("writing", 3)
-        progress.advance(3)
-        out_dir.mkdir(parents=True)
-        (out_dir / "data.jsonl").write_text("{}\n")
-        return {"out_dir": str(out_dir), "splits": {"train": 2, "test": 1}, "images": 3}
-
-    monkeypatch.setattr(exporting, "exporter", lambda: fake_export)
-    app = make_app(ui_settings, ui_store, mode="export")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        screen.query_one("#export-format", Select).value = "jsonl"
-        screen.query_one("#export-out", Input).value = str(tmp_path / "out")
-        await pilot.press("ctrl+e")
-        await settle(pilot)
-        assert calls == {"format": "jsonl", "split": "0.8,0.1,0.1", "seed": 0, "held_out": False}
-        assert (tmp_path / "out" / "data.jsonl").exists()
-        result = str(screen.query_one("#export-result").content)
-        assert "Wrote" in result and "train 2" in result
-        assert screen.last_report["images"] == 3
-
-
-async def test_export_without_the_export_step_says_so(ui_settings, ui_store, monkeypatch):
-    import microvqa_tui.ui.exporting as exporting
-
-    monkeypatch.setattr(exporting, "exporter", lambda: None)
-    app = make_app(ui_settings, ui_store, mode="export")
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert "not available in this build" in str(
-            screen.query_one("#export-availability").content
-        )
-        assert screen.query_one("#export-run").disabled
-        await pilot.press("ctrl+e")
-        await settle(pilot)
-        assert any("not available" in n for n in notifications(app))
-
-
 async def test_help_palette_and_screen_switching(ui_settings, ui_store):
     app = make_app(ui_settings, ui_store)
     async with app.run_test(size=SIZE) as pilot:
@@ -489,10 +425,6 @@ async def test_help_palette_and_screen_switching(ui_settings, ui_store):
 
 
 async def test_export_writes_a_dataset_with_the_real_export_step(ui_settings, ui_store, tmp_path):
-    from microvqa_tui.ui.exporting import exporter
-
-    if exporter() is None:
-        pytest.skip("the export step is not in this build")
     app = make_app(ui_settings, ui_store, mode="export")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

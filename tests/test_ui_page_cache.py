@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from microvqa_tui.services.query import VIEWS, Filter, fetch_page
 from microvqa_tui.ui import page_cache
-from microvqa_tui.ui.query import VIEWS, Filter, fetch_page
 from tests.ui_helpers import make_app, mcq_row, settle
 
 SIZE = (160, 48)

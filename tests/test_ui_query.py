@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from microvqa_tui.ui import query
-from microvqa_tui.ui.insights import histogram
-from microvqa_tui.ui.query import (
+from microvqa_tui.services.insights import histogram
+from microvqa_tui.services.query import (
     VIEWS,
     Filter,
     Sort,
@@ -14,23 +13,6 @@ from microvqa_tui.ui.query import (
     position_of,
 )
 from tests.ui_helpers import mcq_row
-
-
-def test_ui_constants_agree_with_the_store_schema():
-    from store import schema
-
-    assert query.STATUSES == (
-        schema.STATUS_PENDING,
-        schema.STATUS_KEPT,
-        schema.STATUS_HELD_OUT,
-        schema.STATUS_FLAGGED,
-    )
-    assert query.REVIEWS == (
-        schema.REVIEW_UNREVIEWED,
-        schema.REVIEW_ACCEPTED,
-        schema.REVIEW_REJECTED,
-    )
-    assert query.TASK_TYPES == schema.TASK_TYPES
 
 
 def test_build_where_quotes_values_and_skips_filters_a_view_lacks():

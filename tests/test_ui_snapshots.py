@@ -1,8 +1,7 @@
 """SVG snapshots of every screen (pytest-textual-snapshot), kept in tests/snapshots/.
 
 Deterministic: fixed terminal size, a fixed clock for "… ago", a fixed device/model status,
-a fixed store name in the tab bar, the dark theme, and a fixed list of available steps (so a
-step landing in the build later does not change the pictures). Update with
+a fixed store name in the tab bar and the dark theme. Update with
 `pytest tests/test_ui_snapshots.py --snapshot-update` after a deliberate change, and look at
 the report.
 """
@@ -17,7 +16,6 @@ import pytest_textual_snapshot
 from tests.ui_helpers import built_store_copy, make_app, settle
 
 SIZE = (160, 48)
-AVAILABLE = {"microvqa_tui.ingest", "microvqa_tui.pipeline.stage1", "microvqa_tui.pipeline.graph"}
 
 
 class SnapshotsFolder(pytest_textual_snapshot.SVGImageExtension):
@@ -29,13 +27,8 @@ class SnapshotsFolder(pytest_textual_snapshot.SVGImageExtension):
 
 
 @pytest.fixture(autouse=True)
-def snapshot_folder_and_fixed_steps(monkeypatch):
-    import microvqa_tui.ui.exporting as exporting
-    import microvqa_tui.ui.status as status
-
+def snapshot_folder(monkeypatch):
     monkeypatch.setattr(pytest_textual_snapshot, "SVGImageExtension", SnapshotsFolder)
-    monkeypatch.setattr(status, "module_available", lambda module: module in AVAILABLE)
-    monkeypatch.setattr(exporting, "exporter", lambda: None)
 
 
 @pytest.fixture

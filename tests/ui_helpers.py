@@ -12,9 +12,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
 from store.ids import text_id
-from store.schema import TASK_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MANIFEST = REPO_ROOT / "assets" / "sample" / "manifest.jsonl"
@@ -258,7 +258,7 @@ def mcq_row(n: int, *, figure_id: str | None = None, qa_id: str = "", **extra) -
 # ---------------------------------------------------------------------- TUI test helpers
 def fixed_environment(settings):
     """A device/model status that does not depend on the machine (for snapshots)."""
-    from microvqa_tui.ui.status import Environment, ModelRow
+    from microvqa_tui.services.status import Environment, ModelRow
 
     return Environment(
         "CPU",

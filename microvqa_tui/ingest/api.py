@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.config import IngestSettings
 from microvqa_tui.errors import Cancelled
 from microvqa_tui.ingest.detect import open_reader, resolve_source
 from microvqa_tui.ingest.runner import IngestRunner
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 

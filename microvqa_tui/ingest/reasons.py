@@ -1,44 +1,49 @@
-"""Quarantine reason codes of the ingest stage, defined once.
+"""Quarantine reason codes of the ingest stage (defined in `microvqa_tui.vocabulary`).
 
 Each code is short, stable and machine-readable (it is stored in `quarantine.reason` and
 counted in run records); the description is what the CLI and the TUI show beside it.
+The ingest modules use them as `reasons.CORRUPT_IMAGE`.
 """
 
 from __future__ import annotations
 
-STAGE = "ingest"
+from microvqa_tui.vocabulary import (
+    CAPTION_NOT_UTF8,
+    CAPTION_TOO_LONG,
+    CAPTION_TOO_SHORT,
+    CORRUPT_IMAGE,
+    EMPTY_CAPTION,
+    FILE_TOO_LARGE,
+    IMAGE_TOO_LARGE,
+    MALFORMED_ROW,
+    MISSING_CAPTION,
+    MISSING_FILE,
+    UNREADABLE_FILE,
+    UNREADABLE_SOURCE,
+    UNSAFE_PATH,
+    UNSUPPORTED_FORMAT,
+)
+from microvqa_tui.vocabulary import INGEST_REASONS as REASONS
+from microvqa_tui.vocabulary import STAGE_INGEST as STAGE
 
-CORRUPT_IMAGE = "corrupt_image"
-IMAGE_TOO_LARGE = "image_too_large"
-UNSUPPORTED_FORMAT = "unsupported_format"
-FILE_TOO_LARGE = "file_too_large"
-MISSING_FILE = "missing_file"
-UNREADABLE_FILE = "unreadable_file"
-MISSING_CAPTION = "missing_caption"
-EMPTY_CAPTION = "empty_caption"
-CAPTION_TOO_SHORT = "caption_too_short"
-CAPTION_TOO_LONG = "caption_too_long"
-CAPTION_NOT_UTF8 = "caption_not_utf8"
-MALFORMED_ROW = "malformed_row"
-UNSAFE_PATH = "unsafe_path"
-UNREADABLE_SOURCE = "unreadable_source"
-
-REASONS: dict[str, str] = {
-    CORRUPT_IMAGE: "the image could not be decoded (corrupt or truncated)",
-    IMAGE_TOO_LARGE: "the image has more pixels than ingest.max_pixels (decompression-bomb guard)",
-    UNSUPPORTED_FORMAT: "not an image in a supported format (PNG, JPEG, TIFF, WebP, GIF, BMP)",
-    FILE_TOO_LARGE: "the file is larger than ingest.max_image_bytes",
-    MISSING_FILE: "the image file (or the image of a caption) does not exist",
-    UNREADABLE_FILE: "the file exists but cannot be read",
-    MISSING_CAPTION: "the image has no caption",
-    EMPTY_CAPTION: "the caption is empty",
-    CAPTION_TOO_SHORT: "the caption is shorter than ingest.min_caption_chars",
-    CAPTION_TOO_LONG: "the caption is longer than ingest.max_caption_chars",
-    CAPTION_NOT_UTF8: "the caption is not valid UTF-8",
-    MALFORMED_ROW: "the row cannot be parsed or has fields of the wrong type",
-    UNSAFE_PATH: "an archive member with an absolute or '..' path, or a link",
-    UNREADABLE_SOURCE: "the rest of an archive or file could not be read (truncated or corrupt)",
-}
+__all__ = [
+    "CAPTION_NOT_UTF8",
+    "CAPTION_TOO_LONG",
+    "CAPTION_TOO_SHORT",
+    "CORRUPT_IMAGE",
+    "EMPTY_CAPTION",
+    "FILE_TOO_LARGE",
+    "IMAGE_TOO_LARGE",
+    "MALFORMED_ROW",
+    "MISSING_CAPTION",
+    "MISSING_FILE",
+    "REASONS",
+    "STAGE",
+    "UNREADABLE_FILE",
+    "UNREADABLE_SOURCE",
+    "UNSAFE_PATH",
+    "UNSUPPORTED_FORMAT",
+]
 
 
 def describe(reason: str) -> str:

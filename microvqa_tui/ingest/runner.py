@@ -41,18 +41,17 @@ from microvqa_tui.ingest.validate import (
     pillow_limits,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED
 from store import Store
 from store.ids import ID_HEX_CHARS, text_id
 from store.queries import in_list
 from store.schema import utcnow
 
-FAMILY_IMPORTED = "imported"
 #: Batches decoded ahead of the one being written: the decoders stay busy while the main
 #: thread writes a batch and reads the next one. Memory holds PIPELINE_DEPTH + 2 batches.
 PIPELINE_DEPTH = 2
 #: Consecutive batches without an already-stored figure after which lookups stop.
 KNOWN_CHECK_PATIENCE = 8
-ORIGIN_IMPORTED = "imported"
 
 
 @dataclass(slots=True)

@@ -402,9 +402,6 @@ class ClipModel:
     def image_text_similarity(self, image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
         return self.similarity(image_emb, text_emb)
 
-    def text_text_similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return self.similarity(a, b)
-
     def paired_image_text(self, images: Sequence[ImageInput], texts: Sequence[str]) -> np.ndarray:
         """Cosine of each image with its own text (N,): e.g. figure-caption agreement."""
         if len(images) != len(texts):

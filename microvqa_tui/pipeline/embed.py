@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from microvqa_tui.pipeline.runs import record_run
-from microvqa_tui.pipeline.signals.settings import EMBED_SPACES, EmbedSettings, embed_settings
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings, embed_settings
 from microvqa_tui.pipeline.step import batched, load_model, model_name, to_jsonable
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store

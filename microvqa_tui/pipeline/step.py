@@ -1,4 +1,4 @@
-"""Small helpers shared by the pipeline steps: settings sections, batching, reports, lookups.
+"""Small helpers shared by the pipeline steps: batching, reports, model lookups.
 
 Nothing here loads a model or a heavy library; a step module imports what it needs lazily.
 """
@@ -6,41 +6,13 @@ Nothing here loads a model or a heavy library; a step module imports what it nee
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 T = TypeVar("T")
-S = TypeVar("S", bound=BaseModel)
-
-
-class StepSection(BaseModel):
-    """Base of the steps' settings sections: unknown keys are errors, like `config.Section`.
-
-    (Not `config.Section` itself: `config` imports these sections to mount them.)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def section(settings: Any, name: str, cls: type[S]) -> S:
-    """The settings section `name`, or the section's defaults while it is not mounted.
-
-    A step may define its own section class before `config.Settings` carries it; a plain
-    dict (e.g. from a test) is validated into the class.
-    """
-    value = getattr(settings, name, None)
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, BaseModel):
-        return cls.model_validate(value.model_dump())
-    if isinstance(value, dict):
-        return cls.model_validate(value)
-    return value  # a duck-typed section (tests)
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -96,10 +68,6 @@ class _Phase:
         self.timer.seconds[self.name] = self.timer.seconds.get(self.name, 0.0) + elapsed
 
 
-def rows_by(rows: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    return {row[key]: row for row in rows}
-
-
 # ----------------------------------------------------------------------------- models
 MODEL_ROLES = ("text", "clip", "nli", "llm", "vlm")
 
@@ -128,9 +96,7 @@ def load_model(role: str, settings: Any, provider: Any = None) -> tuple[Any, str
 
     if provider is None:
         from microvqa_tui.models import registry as provider
-    getter = getattr(provider, f"get_{role}", None)
-    if getter is None:
-        return None, f"no {role} model is available in this build"
+    getter = getattr(provider, f"get_{role}")
     try:
         model = getter(settings)
     except ModelMissingError as exc:

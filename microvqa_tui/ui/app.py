@@ -20,6 +20,7 @@ from textual.theme import Theme
 
 from microvqa_tui.config import Settings
 from microvqa_tui.errors import Cancelled, MicroVQAError
+from microvqa_tui.services.status import Environment, probe_environment
 from microvqa_tui.ui.commands import MicroVQACommands
 from microvqa_tui.ui.screens.browse import BrowseScreen
 from microvqa_tui.ui.screens.duplicates import DuplicatesScreen
@@ -28,12 +29,11 @@ from microvqa_tui.ui.screens.help import HelpScreen
 from microvqa_tui.ui.screens.pipeline import PipelineScreen
 from microvqa_tui.ui.screens.review import ReviewScreen
 from microvqa_tui.ui.screens.stats import StatsScreen
-from microvqa_tui.ui.status import Environment, probe_environment
 from microvqa_tui.ui.workers import run_blocking
 
 if TYPE_CHECKING:
-    from microvqa_tui.review import Reviewer
-    from microvqa_tui.ui.query import Filter
+    from microvqa_tui.services.query import Filter
+    from microvqa_tui.services.review import Reviewer
     from store import Store
 
 SCREENS_IN_ORDER = (
@@ -180,7 +180,7 @@ class MicroVQAApp(App[None]):
     @property
     def reviewer(self) -> Reviewer:
         if self._reviewer is None:
-            from microvqa_tui.review import Reviewer
+            from microvqa_tui.services.review import Reviewer
 
             assert self.store is not None
             # Decisions carry the real time (the app's clock may be frozen for snapshots).

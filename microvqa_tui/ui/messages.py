@@ -56,7 +56,3 @@ class TaskFinished(Message):
     @property
     def ok(self) -> bool:
         return self.error is None and not self.cancelled
-
-
-class StoreReady(Message):
-    """The store is open (posted to the app once, after the background open)."""

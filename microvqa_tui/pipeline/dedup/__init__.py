@@ -10,8 +10,9 @@ Public API:
 
 import importlib
 
-# Names resolve lazily (PEP 562) so that `config` can import `dedup.settings` without
-# loading numpy/lancedb at CLI start-up.
+from microvqa_tui.config.dedup import DedupSettings, dedup_settings
+
+# Names resolve lazily (PEP 562): listing the CLI's commands loads neither numpy nor lancedb.
 _HOMES = {
     "DedupReport": "core",
     "KindReport": "core",
@@ -29,8 +30,6 @@ _HOMES = {
     "all_pairs_topk": "knn",
     "ann_topk": "knn",
     "exact_topk": "knn",
-    "DedupSettings": "settings",
-    "dedup_settings": "settings",
     "UnionFind": "unionfind",
 }
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.dedup import DedupSettings, dedup_settings
 from microvqa_tui.errors import ModelMissingError, PipelineError
 from microvqa_tui.pipeline.dedup import imagehash
 from microvqa_tui.pipeline.dedup.keeper import choose_keeper, quality_keys
@@ -45,15 +47,14 @@ from microvqa_tui.pipeline.dedup.knn import (
     exact_topk,
     pick_device,
 )
-from microvqa_tui.pipeline.dedup.settings import DedupSettings, dedup_settings
 from microvqa_tui.pipeline.dedup.storeio import iter_batches, read_columns
 from microvqa_tui.pipeline.dedup.text import TextVectors, load_text_encoder, text_vectors
 from microvqa_tui.pipeline.dedup.unionfind import UnionFind
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import DUP_DISMISSED, DUP_KINDS, DUP_PENDING, DUP_SUPERSEDED
 from store import Store, text_id
 from store.queries import quote
-from store.schema import DUP_DISMISSED, DUP_KINDS, DUP_PENDING, DUP_SUPERSEDED, utcnow
+from store.schema import utcnow
 
 EXTERNAL_PREFIX = "ext:"
 CLIP_SPACE = "clip_image"

@@ -20,9 +20,10 @@ from typing import Any
 from microvqa_tui.errors import PipelineError
 from microvqa_tui.pipeline.dedup.core import EXTERNAL_PREFIX
 from microvqa_tui.pipeline.dedup.storeio import read_rows
+from microvqa_tui.vocabulary import DUP_DISMISSED, DUP_PENDING, DUP_RESOLVED, REVIEW_REJECTED
 from store import Store, text_id
 from store.queries import in_list, quote
-from store.schema import DUP_DISMISSED, DUP_PENDING, DUP_RESOLVED, REVIEW_REJECTED, utcnow
+from store.schema import utcnow
 
 ACTIONS = ("resolve", "dismiss", "undo")
 _DECISION_ACTION = {"resolve": "accept", "dismiss": "reject", "undo": "undo"}

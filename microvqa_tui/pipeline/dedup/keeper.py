@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from microvqa_tui.pipeline.dedup.storeio import read_rows
-from store import Store
-from store.schema import (
+from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
     REVIEW_REJECTED,
     STATUS_FLAGGED,
     STATUS_HELD_OUT,
     STATUS_KEPT,
 )
+from store import Store
 
 CRITERIA = ("review", "status", "graph score", "resolution", "file size", "text length", "earliest")
 _MISSING = float("-inf")

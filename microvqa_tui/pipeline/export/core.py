@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.errors import ExportError
 from microvqa_tui.pipeline.export.card import render_card
 from microvqa_tui.pipeline.export.paths import MANIFEST, prepare_out_dir, safe_filename, write_text
 from microvqa_tui.pipeline.export.select import Selection, select_mcqs
 from microvqa_tui.pipeline.export.writers import JsonLinesWriter, ParquetSplitWriter, write_image
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.pipeline.splits import (
     SplitItem,
     assign_splits,

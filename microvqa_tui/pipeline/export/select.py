@@ -19,16 +19,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from microvqa_tui.common.captions import item_captions
 from microvqa_tui.pipeline.dedup.decisions import rejected_members
 from microvqa_tui.pipeline.dedup.storeio import read_rows
-from store import Store
-from store.schema import (
+from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
     REVIEW_REJECTED,
     STATUS_FLAGGED,
     STATUS_HELD_OUT,
     STATUS_KEPT,
 )
+from store import Store
 
 MCQ_COLUMNS = [
     "mcq_id",
@@ -141,35 +142,13 @@ def select_mcqs(
 def _captions(
     store: Store, mcqs: list[dict[str, Any]], rejected: set[str]
 ) -> tuple[dict[str, str], set[str]]:
-    """mcq_id -> caption text (its QA's caption, else the figure's longest caption not
-    rejected), and the MCQs whose caption was rejected as a duplicate."""
-    figure_ids = {row["figure_id"] for row in mcqs}
-    by_figure: dict[str, list[dict[str, Any]]] = {}
-    by_id: dict[str, dict[str, Any]] = {}
-    for cap in read_rows(store, "captions", ["caption_id", "figure_id", "text"]):
-        if cap["figure_id"] in figure_ids:
-            by_figure.setdefault(cap["figure_id"], []).append(cap)
-            by_id[cap["caption_id"]] = cap
-    qa_caption: dict[str, str] = {}
-    qa_ids = [row["qa_id"] for row in mcqs if row.get("qa_id")]
-    if qa_ids:
-        for qa in store.get_many("qas", qa_ids, columns=["qa_id", "caption_id"]):
-            qa_caption[qa["qa_id"]] = qa["caption_id"]
-    texts: dict[str, str] = {}
-    dropped: set[str] = set()
-    for row in mcqs:
-        cid = qa_caption.get(row.get("qa_id") or "", "")
-        if cid and cid in rejected:
-            dropped.add(row["mcq_id"])
-            continue
-        if cid and cid in by_id:
-            texts[row["mcq_id"]] = by_id[cid]["text"]
-            continue
-        caps = by_figure.get(row["figure_id"], [])
-        usable = [c for c in caps if c["caption_id"] not in rejected]
-        if caps and not usable:
-            dropped.add(row["mcq_id"])
-            continue
-        usable.sort(key=lambda c: (-len(c["text"] or ""), c["caption_id"]))
-        texts[row["mcq_id"]] = usable[0]["text"] if usable else ""
+    """mcq_id -> caption text (see `common.captions`), and the MCQs whose every usable
+    caption was rejected as a duplicate."""
+    found = item_captions(store, mcqs, key="mcq_id", rejected=rejected)
+    dropped = {mcq_id for mcq_id, caption in found.items() if caption is None}
+    texts = {
+        row["mcq_id"]: (c.text if (c := found.get(row["mcq_id"])) else "")
+        for row in mcqs
+        if row["mcq_id"] not in dropped
+    }
     return texts, dropped

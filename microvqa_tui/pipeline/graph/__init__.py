@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from microvqa_tui.pipeline.graph.settings import GraphSettings
+from microvqa_tui.config.graph import GraphSettings
 
 _LAZY = {
     "GraphInputs": "inputs",

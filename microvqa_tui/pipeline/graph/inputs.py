@@ -10,47 +10,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from microvqa_tui.vocabulary import (  # noqa: F401  (the graph's modules import them here)
+    AGENT_SIGNALS,
+    NLI_SIGNALS,
+    SIGNAL_CLIP_IMAGE_CAPTION,
+    SIGNAL_CLIP_IMAGE_QA,
+    SIGNAL_DIRECTIONS,
+    SIGNAL_IMAGE_NEIGHBOUR_CAPTION,
+    SIGNAL_TEXT_CAPTION_QA,
+)
+
 NODE_TYPES = ("image", "caption", "qa")
-
-# +1: higher means more consistent; -1: higher means less consistent; absent: unknown.
-SIGNAL_DIRECTIONS: dict[str, int] = {
-    "nli_entail": 1,
-    "nli_neutral": -1,
-    "nli_contradict": -1,
-    "clip_image_caption": 1,
-    "clip_image_qa": 1,
-    "text_caption_qa": 1,
-    "agent_agreement": 1,
-    "agent_supported": 1,
-    # Model-free pixel descriptor neighbours + MiniLM (signals/neighbours.py); not CLIP.
-    "image_neighbour_caption_agreement": 1,
-}
-
-# Names other steps may use for the same signal.
-SIGNAL_ALIASES: dict[str, str] = {
-    "nli_entailment": "nli_entail",
-    "nli_contradiction": "nli_contradict",
-    "nli_neutrality": "nli_neutral",
-}
 
 # Similarity signals that can be recomputed from embeddings for any pairing:
 # name -> ((node type, embedding family), (node type, embedding family)).
 SIMILARITY_SIGNALS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
-    "text_caption_qa": (("caption", "text"), ("qa", "text")),
-    "clip_image_qa": (("image", "clip"), ("qa", "clip")),
-    "clip_image_caption": (("image", "clip"), ("caption", "clip")),
+    SIGNAL_TEXT_CAPTION_QA: (("caption", "text"), ("qa", "text")),
+    SIGNAL_CLIP_IMAGE_QA: (("image", "clip"), ("qa", "clip")),
+    SIGNAL_CLIP_IMAGE_CAPTION: (("image", "clip"), ("caption", "clip")),
 }
 
 # Figure–caption (pair-level) signals that are properties of the pair alone, whatever QA
 # hangs off it; a QA moved to another figure and caption reads that pair's value.
-PAIR_SIGNALS = ("clip_image_caption", "image_neighbour_caption_agreement")
-
-NLI_SIGNALS = ("nli_entail", "nli_neutral", "nli_contradict")
-AGENT_SIGNALS = ("agent_agreement", "agent_supported")
-
-
-def canonical_signal(name: str) -> str:
-    return SIGNAL_ALIASES.get(name, name)
+PAIR_SIGNALS = (SIGNAL_CLIP_IMAGE_CAPTION, SIGNAL_IMAGE_NEIGHBOUR_CAPTION)
 
 
 @dataclass

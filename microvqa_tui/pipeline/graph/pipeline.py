@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.build import HiCQAGraph, build_graph
 from microvqa_tui.pipeline.graph.corrupt import SyntheticNegatives, corrupt
 from microvqa_tui.pipeline.graph.filter import FilterResult, filter_scores, reference_values, select
 from microvqa_tui.pipeline.graph.inputs import GraphInputs
 from microvqa_tui.pipeline.graph.knn import resolve_device
-from microvqa_tui.pipeline.graph.settings import GraphSettings
 from microvqa_tui.pipeline.graph.train import TrainResult, evaluate, occlusion, train
 from microvqa_tui.pipeline.graph.weak_labels import (
     LFConfig,

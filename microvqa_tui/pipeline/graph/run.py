@@ -23,20 +23,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from microvqa_tui.common.decisions import effective_labels
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.errors import PipelineError
 from microvqa_tui.pipeline.graph.inputs import (
     NODE_TYPES,
     Embeddings,
     GraphInputs,
     SignalTable,
-    canonical_signal,
 )
-from microvqa_tui.pipeline.graph.settings import GraphSettings
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import (
+    ACTION_ACCEPT,
+    REVIEW_ACCEPTED,
+    REVIEW_REJECTED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+)
 from store import Store
 from store.db import EMBEDDING_PREFIX
-from store.schema import STATUS_HELD_OUT, STATUS_KEPT
 
 STEP = "graph"
 WRITE_BATCH = 200_000
@@ -160,9 +166,9 @@ def _read_signals(store, qa_ids, caption_ids, qa_caption):
         return SignalTable.empty(n_qa), SignalTable.empty(n_cap), {}
     # Names as integer codes (a handful of distinct names over millions of rows).
     encoded = rows.column("name").combine_chunks().dictionary_encode()
-    canonical = [canonical_signal(n) for n in encoded.dictionary.to_pylist()]
-    ordered = sorted(set(canonical))
-    code_of = np.array([ordered.index(n) for n in canonical], np.int64)
+    names = encoded.dictionary.to_pylist()
+    ordered = sorted(names)
+    code_of = np.array([ordered.index(n) for n in names], np.int64)
     codes = code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)]
     value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float32)  # None -> nan
     available = np.asarray(
@@ -246,13 +252,9 @@ def human_labels_from_store(store: Store) -> dict[str, int]:
     """Standing accept (1) / reject (0) decisions on QAs; where a QA has none, the review of
     its MCQs (accepted if one is accepted, rejected if all reviewed ones are rejected)."""
     labels: dict[str, int] = {}
-    try:
-        from microvqa_tui.review import effective_labels
-    except ImportError:  # review module not available: MCQ reviews only
-        effective_labels = None
-    if effective_labels is not None and store.count("decisions") > 0:
+    if store.count("decisions") > 0:
         for item_id, action in effective_labels(store, "qa").items():
-            labels[item_id] = 1 if action == "accept" else 0
+            labels[item_id] = 1 if action == ACTION_ACCEPT else 0
     if store.count("mcqs") == 0:
         return labels
     mcqs = _read(store, "mcqs", ["qa_id", "review"], where="review != 'unreviewed' AND qa_id != ''")
@@ -264,9 +266,9 @@ def human_labels_from_store(store: Store) -> dict[str, int]:
     for qa_id, reviews in by_qa.items():
         if qa_id in labels:
             continue
-        if "accepted" in reviews:
+        if REVIEW_ACCEPTED in reviews:
             labels[qa_id] = 1
-        elif reviews and all(r == "rejected" for r in reviews):
+        elif reviews and all(r == REVIEW_REJECTED for r in reviews):
             labels[qa_id] = 0
     return labels
 

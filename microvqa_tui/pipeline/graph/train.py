@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.build import HiCQAGraph
 from microvqa_tui.pipeline.graph.model import (
     HiCQAGNN,
@@ -28,7 +29,6 @@ from microvqa_tui.pipeline.graph.model import (
     SignalDropout,
     model_inputs,
 )
-from microvqa_tui.pipeline.graph.settings import GraphSettings
 from microvqa_tui.pipeline.graph.weak_labels import TrainTargets
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 

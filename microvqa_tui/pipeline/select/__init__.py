@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.pipeline.select.settings import SelectSettings
+from microvqa_tui.config.select import SelectSettings
 
 if TYPE_CHECKING:
     from microvqa_tui.pipeline.select.run import SelectReport

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from microvqa_tui.pipeline.stage1.prompts import PromptTemplate
+from microvqa_tui.common.prompts import PromptTemplate
 from microvqa_tui.pipeline.stage3.cot import LETTERS, letter
 from microvqa_tui.pipeline.stage3.generate import item_seed
 from microvqa_tui.pipeline.stage3.llm import MeteredLLM

@@ -13,14 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-BLOOM_LEVELS = {
-    1: "recall",
-    2: "comprehension",
-    3: "application",
-    4: "analysis",
-    5: "synthesis",
-    6: "evaluation",
-}
+from microvqa_tui.vocabulary import BLOOM_LEVELS
 
 # Cue phrases per level (regular expressions on the lower-cased question).
 CUES: dict[int, tuple[str, ...]] = {

@@ -12,7 +12,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
-from microvqa_tui.pipeline.select.settings import SelectSettings
+from microvqa_tui.config.select import SelectSettings
 
 TIERS = ("never", "sometimes", "always")
 

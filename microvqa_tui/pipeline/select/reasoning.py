@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from microvqa_tui.pipeline.select.settings import SelectSettings
+from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.pipeline.stage3.cot import final_answer_text, letter, match_option, words
 
 CHECKS = ("cot_length", "cot_structure", "cot_repetition", "cot_answer")

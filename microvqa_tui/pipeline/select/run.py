@@ -23,13 +23,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.common.captions import caption_texts
+from microvqa_tui.common.funnel import FunnelRow, reason_code
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.sections import section
+from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.pipeline.select.answering import pass_rate
 from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS, bloom_schema, combine, parse_llm
 from microvqa_tui.pipeline.select.difficulty import PolicyOutcome, apply_policy, tier
-from microvqa_tui.pipeline.select.funnel import FunnelRow, reason_code
 from microvqa_tui.pipeline.select.reasoning import check_cot
-from microvqa_tui.pipeline.select.settings import SelectSettings
 from microvqa_tui.pipeline.select.shortcut import ShortcutRemover
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
@@ -40,19 +42,17 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
 from microvqa_tui.pipeline.stage3.generate import item_seed
-from microvqa_tui.pipeline.stage3.layout import mcq_captions
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
-from microvqa_tui.pipeline.step import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from store import Store
-from store.schema import (
+from microvqa_tui.vocabulary import (
     REVIEW_UNREVIEWED,
     STATUS_FLAGGED,
     STATUS_HELD_OUT,
     STATUS_KEPT,
     STATUS_PENDING,
 )
+from store import Store
 
 STEP = "select"
 KEY = "select"
@@ -317,7 +317,7 @@ def run_select(
         report.waiting = max(0, len(todo) - cfg.limit)
         todo = todo[: cfg.limit]
     checker = Checker(metered, cfg, templates, version)
-    captions = mcq_captions(store, todo) if todo else {}
+    captions = caption_texts(store, todo, key="mcq_id") if todo else {}
 
     with record_run(store, STEP, config=cfg.model_dump(mode="json")) as record:
         report.run_id = record.run_id

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from microvqa_tui.common.prompts import PromptTemplate
+from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.pipeline.select.answering import PassRate, pass_rate
-from microvqa_tui.pipeline.select.settings import SelectSettings
-from microvqa_tui.pipeline.stage1.prompts import PromptTemplate
 from microvqa_tui.pipeline.stage3.cot import normalize, words
 from microvqa_tui.pipeline.stage3.generate import item_seed
 from microvqa_tui.pipeline.stage3.llm import MeteredLLM

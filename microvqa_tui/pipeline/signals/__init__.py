@@ -2,7 +2,7 @@
 
 `run_signals` is the pipeline step; `statement.to_statement` turns a QA into the
 declarative sentence tested by NLI. Names are resolved lazily so that importing
-`microvqa_tui.pipeline.signals.settings` (done by `config`) stays light.
+`microvqa_tui.config.signals` (done by `config`) stays light.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "SIGNAL_NAMES": "microvqa_tui.pipeline.signals.run",
     "SignalsReport": "microvqa_tui.pipeline.signals.run",
     "run_signals": "microvqa_tui.pipeline.signals.run",
-    "SignalSettings": "microvqa_tui.pipeline.signals.settings",
-    "EmbedSettings": "microvqa_tui.pipeline.signals.settings",
-    "signal_settings": "microvqa_tui.pipeline.signals.settings",
-    "embed_settings": "microvqa_tui.pipeline.signals.settings",
+    "SignalSettings": "microvqa_tui.config.signals",
+    "EmbedSettings": "microvqa_tui.config.signals",
+    "signal_settings": "microvqa_tui.config.signals",
+    "embed_settings": "microvqa_tui.config.signals",
     "to_statement": "microvqa_tui.pipeline.signals.statement",
 }
 

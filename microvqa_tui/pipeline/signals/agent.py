@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from microvqa_tui.common.prompts import PromptTemplate
 from microvqa_tui.pipeline.stage1.generate import generate
-from microvqa_tui.pipeline.stage1.prompts import PromptTemplate
 
 _WORD = re.compile(r"\w+")
 _ARTICLES = {"a", "an", "the"}

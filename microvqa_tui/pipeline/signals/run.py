@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from microvqa_tui.common.captions import caption_texts
+from microvqa_tui.common.prompts import load_template
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.signals import SignalSettings, signal_settings
+from microvqa_tui.config.stage1 import stage1_settings
 from microvqa_tui.pipeline.embed import SPACES, vectors_for
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
-from microvqa_tui.pipeline.signals.settings import SignalSettings, signal_settings
 from microvqa_tui.pipeline.signals.statement import to_statement
-from microvqa_tui.pipeline.stage1.prompts import load_template
-from microvqa_tui.pipeline.stage1.settings import stage1_settings
 from microvqa_tui.pipeline.step import (
     batched,
     configured_model,
@@ -44,19 +45,12 @@ from microvqa_tui.pipeline.step import (
     to_jsonable,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import FAMILY_SIGNALS
 from store import Store
 from store.ids import text_id
 from store.queries import in_list
 from store.schema import utcnow
 
-FAMILY_SIGNALS: dict[str, tuple[str, ...]] = {
-    "nli": ("nli_entail", "nli_neutral", "nli_contradict"),
-    "clip": ("clip_image_caption", "clip_image_qa"),
-    "text": ("text_caption_qa",),
-    "agent": ("agent_agreement", "agent_supported"),
-    "pixel": ("image_neighbour_caption_agreement",),
-}
-SIGNAL_NAMES = tuple(name for names in FAMILY_SIGNALS.values() for name in names)
 MISSING = "model missing: "  # detail prefix of placeholders written for a missing model
 
 
@@ -304,11 +298,7 @@ def _compute_batch(
     now = utcnow()
     qas = [q for q, _ in batch]
     need = {q["qa_id"]: names for q, names in batch}
-    caption_ids = sorted({q["caption_id"] for q in qas if q["caption_id"]})
-    captions = {
-        r["caption_id"]: r
-        for r in store.get_many("captions", caption_ids, ["caption_id", "figure_id", "text"])
-    }
+    captions = caption_texts(store, qas, key="qa_id", fallback=False)
     rows: list[dict[str, Any]] = []
     caption_rows: list[dict[str, Any]] = []
     stats = {"tokens": 0, "seconds": 0.0, "agent_failures": 0}
@@ -333,8 +323,7 @@ def _compute_batch(
         )
 
     def caption_of(q: dict[str, Any]) -> str | None:
-        row = captions.get(q["caption_id"])
-        return (row["text"] or None) if row else None
+        return captions[q["qa_id"]] or None
 
     for family in cfg.families:
         names = FAMILY_SIGNALS[family]

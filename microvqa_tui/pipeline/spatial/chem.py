@@ -256,17 +256,6 @@ def pocket(protein: Protein, ligand: Molecule, radius: float) -> Protein:
     return protein.subset([int(i) for i in near])
 
 
-def contact_pairs(
-    protein: Protein, ligand: Molecule, cutoff: float
-) -> list[tuple[int, int, float]]:
-    """(protein atom, ligand atom, distance) for every heavy-atom pair within `cutoff`."""
-    p_idx = np.flatnonzero(protein.heavy)
-    l_idx = np.flatnonzero(ligand.heavy)
-    d = pair_distances(protein.coords[p_idx], ligand.coords[l_idx])
-    ii, jj = np.nonzero(d <= cutoff)
-    return [(int(p_idx[i]), int(l_idx[j]), float(d[i, j])) for i, j in zip(ii, jj, strict=True)]
-
-
 # --------------------------------------------------------------------------- hydrogen bonds
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from microvqa_tui.errors import PipelineError
+from microvqa_tui.vocabulary import FAMILY_SPATIAL_PREFIX, ORIGIN_SPATIAL
 
 GENERATOR_VERSION = "spatial-1"
 
@@ -18,8 +19,8 @@ MICRO_FAMILIES = ("rotation", "translation", "zoom", "composition")
 MOL_VIEW_FAMILIES = ("mol_rotation", "mol_translation", "mol_zoom")
 INTERACTION_FAMILIES = ("contacts", "interaction_site", "hbond")
 FAMILIES = MICRO_FAMILIES + MOL_VIEW_FAMILIES + INTERACTION_FAMILIES
-FAMILY_PREFIX = "spatial:"
-ORIGIN = "spatial"
+FAMILY_PREFIX = FAMILY_SPATIAL_PREFIX
+ORIGIN = ORIGIN_SPATIAL
 SOURCE_KIND = "spatial"
 
 Closeness = Literal["near", "medium", "far"]

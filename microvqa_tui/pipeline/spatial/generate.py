@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from microvqa_tui.common.runs import record_run
 from microvqa_tui.errors import PipelineError
-from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.pipeline.spatial.common import (
     FAMILY_PREFIX,
     GENERATOR_VERSION,
@@ -39,9 +39,10 @@ from microvqa_tui.pipeline.spatial.common import (
     canonical_json,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import STATUS_KEPT
 from store import Store, content_id, text_id
 from store.queries import quote
-from store.schema import STATUS_KEPT, utcnow
+from store.schema import utcnow
 
 STEP = "spatial"
 TASK_STR = "spatial_reasoning"

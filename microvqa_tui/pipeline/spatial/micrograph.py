@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -504,13 +504,3 @@ def _build_item(
 def _image_word(match: re.Match) -> str:
     word = match.group(0)
     return ("I" if word[0] == "V" else "i") + "mage" + word[4:]
-
-
-def generate_micro(
-    family: str,
-    figure_ids: list[str],
-    load: FigureLoader,
-    cfg: SpatialConfig,
-) -> Iterator[tuple[int, SpatialItem | None]]:
-    for index in range(cfg.count):
-        yield index, generate_micro_item(family, index, figure_ids, load, cfg)

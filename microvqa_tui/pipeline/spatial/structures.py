@@ -20,16 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from microvqa_tui.assets import SPATIAL_DIR
 from microvqa_tui.errors import PipelineError
 from microvqa_tui.pipeline.spatial.chem import Molecule, Protein, Residue
 
 PROTEIN_SUFFIXES = (".pdb", ".cif", ".mmcif", ".ent")
 LIGAND_SUFFIXES = (".sdf", ".mol2", ".mol")
-BUNDLED = Path(__file__).resolve().parents[3] / "assets" / "spatial"
+BUNDLED = SPATIAL_DIR
 
 
 def bundled_structures() -> Path:
-    """The example structures shipped in assets/spatial (a source checkout)."""
+    """The example structures shipped with the package (`microvqa_tui/assets/spatial`)."""
     return BUNDLED
 
 

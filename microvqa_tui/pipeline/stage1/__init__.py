@@ -1,7 +1,7 @@
 """Stage 1 of MicroVQA++: caption -> QA pairs of three task types, checked, with quarantine.
 
 `run_stage1` is the pipeline step. Names are resolved lazily so that importing
-`microvqa_tui.pipeline.stage1.settings` (done by `config`) loads neither the store nor a
+`microvqa_tui.config.stage1` (done by `config`) loads neither the store nor a
 model library.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 _EXPORTS = {
     "Stage1Report": "microvqa_tui.pipeline.stage1.run",
     "run_stage1": "microvqa_tui.pipeline.stage1.run",
-    "Stage1Settings": "microvqa_tui.pipeline.stage1.settings",
-    "stage1_settings": "microvqa_tui.pipeline.stage1.settings",
+    "Stage1Settings": "microvqa_tui.config.stage1",
+    "stage1_settings": "microvqa_tui.config.stage1",
 }
 
 __all__ = sorted(_EXPORTS)

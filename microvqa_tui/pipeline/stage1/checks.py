@@ -12,38 +12,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Reason codes (quarantine.reason, run counts).
-UNPARSABLE = "unparsable_output"  # the model's text is not JSON
-GENERATION_FAILED = "generation_failed"  # the model raised (timeout, runtime error)
-SCHEMA_INVALID = "schema_invalid"  # JSON, but not the fields/types asked for
-EVIDENCE_MISSING = "evidence_missing"
-EVIDENCE_NOT_IN_CAPTION = "evidence_not_in_caption"
-QUESTION_TOO_SHORT = "question_too_short"
-QUESTION_NOT_SINGLE = "question_not_single"  # several questions, or one with its answer inline
-QUESTION_GENERIC = "question_generic"  # names nothing of the figure ("What does this show?")
-FIELD_TRUNCATED = "field_truncated"  # a field hit the schema's maxLength: cut mid-sentence
-QUESTION_COPIES_CAPTION = "question_copies_caption"
-COPIES_PROMPT = "copies_prompt"  # question or answer repeats the prompt's own wording
-ANSWER_EMPTY = "answer_empty"
-ANSWER_TOO_SHORT = "answer_too_short"
-DUPLICATE_QUESTION = "duplicate_question"
-
-REASONS = (
-    UNPARSABLE,
-    GENERATION_FAILED,
-    SCHEMA_INVALID,
+# Reason codes (quarantine.reason, run counts), defined in the vocabulary; the runner and
+# the tests use them as `checks.<CODE>`.
+from microvqa_tui.vocabulary import (  # noqa: F401
+    ANSWER_EMPTY,
+    ANSWER_TOO_SHORT,
+    COPIES_PROMPT,
+    DUPLICATE_QUESTION,
     EVIDENCE_MISSING,
     EVIDENCE_NOT_IN_CAPTION,
     FIELD_TRUNCATED,
-    QUESTION_TOO_SHORT,
-    QUESTION_NOT_SINGLE,
-    QUESTION_GENERIC,
+    GENERATION_FAILED,
     QUESTION_COPIES_CAPTION,
-    COPIES_PROMPT,
-    ANSWER_EMPTY,
-    ANSWER_TOO_SHORT,
-    DUPLICATE_QUESTION,
+    QUESTION_GENERIC,
+    QUESTION_NOT_SINGLE,
+    QUESTION_TOO_SHORT,
+    SCHEMA_INVALID,
+    UNPARSABLE,
 )
+from microvqa_tui.vocabulary import STAGE1_REASONS as REASONS  # noqa: F401
 
 # Answers that say nothing about a figure, whatever their length.
 TRIVIAL_ANSWERS = frozenset(

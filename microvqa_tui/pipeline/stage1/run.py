@@ -19,20 +19,21 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from microvqa_tui.pipeline.runs import record_run
+from microvqa_tui.common.prompts import PromptTemplate, load_template, task_parts
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.stage1 import Stage1Settings, stage1_settings
 from microvqa_tui.pipeline.stage1 import checks
 from microvqa_tui.pipeline.stage1.generate import JsonLLM, generate, model_id
-from microvqa_tui.pipeline.stage1.prompts import PromptTemplate, load_template, task_parts
-from microvqa_tui.pipeline.stage1.settings import Stage1Settings, stage1_settings
 from microvqa_tui.pipeline.step import batched, to_jsonable
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
+from microvqa_tui.vocabulary import STAGE_STAGE1 as STAGE
+from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
 from store.ids import text_id
 from store.queries import in_list, quote
-from store.schema import TASK_TYPES, utcnow
+from store.schema import utcnow
 
-STAGE = "stage1"
-ORIGIN = "stage1"
 PAYLOAD_CHARS = 4000
 
 

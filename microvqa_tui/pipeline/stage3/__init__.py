@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.pipeline.stage3.settings import MCQSettings
+from microvqa_tui.config.mcq import MCQSettings
 
 if TYPE_CHECKING:
     from microvqa_tui.pipeline.stage3.generate import MCQReport

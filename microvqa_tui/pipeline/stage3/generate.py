@@ -19,8 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from microvqa_tui.pipeline.runs import record_run
-from microvqa_tui.pipeline.select.funnel import FunnelRow
+from microvqa_tui.common.captions import caption_texts
+from microvqa_tui.common.funnel import FunnelRow
+from microvqa_tui.common.runs import record_run
+from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.config.sections import section
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -30,16 +33,15 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
-from microvqa_tui.pipeline.stage3.settings import MCQSettings
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
-from microvqa_tui.pipeline.step import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.vocabulary import FAMILY_CAPTION, STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
+from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
+from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
 from store import Store, text_id
 from store.queries import in_list, quote
-from store.schema import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING, utcnow
+from store.schema import utcnow
 
-STAGE = "mcq"
-ORIGIN = "stage3"
 PAYLOAD_CHARS = 4000
 QA_COLUMNS = ["qa_id", "figure_id", "caption_id", "question", "answer", "task_type", "status"]
 
@@ -74,28 +76,6 @@ def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
     qas = store.rows("qas", in_list("status", statuses), QA_COLUMNS)
     qas.sort(key=lambda r: r["qa_id"])
     return qas, "+".join(statuses), note
-
-
-def caption_texts(store: Store, qas: list[dict]) -> dict[str, str]:
-    """Caption text per qa_id (by the QA's caption_id, else the figure's first caption)."""
-    by_id = {
-        r["caption_id"]: r["text"]
-        for r in store.get_many(
-            "captions",
-            sorted({q["caption_id"] for q in qas if q["caption_id"]}),
-            columns=["caption_id", "text"],
-        )
-    }
-    missing = sorted({q["figure_id"] for q in qas if q["caption_id"] not in by_id})
-    by_figure: dict[str, str] = {}
-    if missing:
-        for row in store.rows(
-            "captions", in_list("figure_id", missing), ["figure_id", "caption_id", "text"]
-        ):
-            by_figure.setdefault(row["figure_id"], row["text"])
-    return {
-        q["qa_id"]: by_id.get(q["caption_id"]) or by_figure.get(q["figure_id"], "") for q in qas
-    }
 
 
 def figure_images(store: Store, qas: list[dict]) -> dict[str, bytes]:
@@ -294,7 +274,7 @@ def run_mcq(
             todo.append(qa)
     if cfg.limit is not None:
         todo = todo[: cfg.limit]
-    captions = caption_texts(store, todo)
+    captions = caption_texts(store, todo, key="qa_id")
     balancer = PositionBalancer(cfg.n_choices, cfg.seed, position_history)
     generator = MCQGenerator(metered, cfg, template)
     attempt_row = FunnelRow(STAGE, "attempts", note="one row per model call; failed calls retried")
@@ -458,7 +438,7 @@ def mcq_row(
         "correct_answer": choices[position],
         "cot": cot,
         "task_str": draft.task,
-        "family": "caption",
+        "family": FAMILY_CAPTION,
         "status": STATUS_PENDING,
         "origin": ORIGIN,
         "model": model,

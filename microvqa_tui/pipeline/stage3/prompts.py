@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from microvqa_tui.pipeline.stage1.prompts import DEFAULT_PROMPT_DIR, PromptTemplate, load_template
-from store.schema import TASK_TYPES
+from microvqa_tui.common.prompts import DEFAULT_PROMPT_DIR, PromptTemplate, load_template
+from microvqa_tui.vocabulary import TASK_TYPES
 
 # Bounds of the generated strings: a small model cannot loop forever inside one value.
 MAX_QUESTION = 250

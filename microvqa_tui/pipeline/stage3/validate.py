@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.pipeline.stage3.cot import final_answer_text, match_option, normalize, words
-from store.schema import TASK_TYPES
+from microvqa_tui.vocabulary import TASK_TYPES
 
 STOPWORDS = frozenset(
     [

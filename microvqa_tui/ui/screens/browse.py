@@ -17,9 +17,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui import page_cache
-from microvqa_tui.ui.query import (
-    BLOOM_NAMES,
+from microvqa_tui.services.query import (
     VIEWS,
     Column,
     Detail,
@@ -30,11 +28,13 @@ from microvqa_tui.ui.query import (
     load_detail,
     task_options,
 )
+from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.detail import DetailView
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.widgets.pagetable import PageColumn, PageTable
 from microvqa_tui.ui.workers import run_blocking
+from microvqa_tui.vocabulary import REVIEW_ACCEPTED, REVIEW_REJECTED, STATUS_HELD_OUT, bloom_label
 
 PAGE_SIZE = 50
 ITEM_TYPE = {"mcqs": "mcq", "qas": "qa", "figures": "figure"}
@@ -48,7 +48,7 @@ def cell(column: Column, value: Any) -> Any:
     if column.kind == "float":
         return f"{value:.2f}"
     if column.kind == "bloom":
-        return f"{value} {BLOOM_NAMES.get(value, '')}"
+        return bloom_label(value)
     if column.kind == "int":
         return str(value)
     text = str(value).replace("\n", " ")
@@ -57,9 +57,9 @@ def cell(column: Column, value: Any) -> Any:
     if column.width and len(text) > column.width:
         text = text[: column.width - 1] + "…"
     if column.name == "review":
-        style = {"accepted": "$success", "rejected": "$error"}.get(text)
+        style = {REVIEW_ACCEPTED: "$success", REVIEW_REJECTED: "$error"}.get(text)
         return Content.from_markup(f"[{style}]{escape(text)}[/]") if style else text
-    if column.name == "status" and text == "held_out":
+    if column.name == "status" and text == STATUS_HELD_OUT:
         return Content.from_markup(f"[$warning]{escape(text)}[/]")
     return text
 

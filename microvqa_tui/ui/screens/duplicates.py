@@ -13,19 +13,26 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
-from microvqa_tui.ui.dups import GroupsPage, Member, group_members, groups_page
+from microvqa_tui.services.dups import GroupsPage, Member, group_members, groups_page
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.screens.modals import ConfirmModal
 from microvqa_tui.ui.widgets.detail import FigureImage
 from microvqa_tui.ui.workers import SerialRunner, run_blocking
+from microvqa_tui.vocabulary import (
+    DUP_DISMISSED,
+    DUP_PENDING,
+    DUP_RESOLVED,
+    REVIEW_REJECTED,
+)
+from microvqa_tui.vocabulary import GROUP_KEEP_ALL as KEEP_ALL
+from microvqa_tui.vocabulary import GROUP_KEEP_KEEPER as KEEP_KEEPER
+from microvqa_tui.vocabulary import GROUP_REJECT as REJECT_GROUP
 
-# microvqa_tui.review's group actions (not imported at start-up: it pulls in the store)
-KEEP_KEEPER, KEEP_ALL, REJECT_GROUP = "keep_keeper", "keep_all", "reject_group"
 DECISION_STYLE = {
-    "pending": "$warning",
-    "resolved": "$success",
-    "dismissed": "$accent",
-    "rejected": "$error",
+    DUP_PENDING: "$warning",
+    DUP_RESOLVED: "$success",
+    DUP_DISMISSED: "$accent",
+    REVIEW_REJECTED: "$error",
 }
 ACTION_TEXT = {
     KEEP_KEEPER: "kept the keeper, rejected the others",

@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken
-from microvqa_tui.ui.exporting import FORMATS, SPLIT_HELP, SPLITS, ExportOptions, written_folder
+from microvqa_tui.services.export import FORMATS, SPLIT_HELP, SPLITS, ExportOptions, written_folder
 from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.logpane import LogPane
@@ -50,13 +50,17 @@ class ExportScreen(BaseScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.available: bool | None = None
         self.cancel_token: CancelToken | None = None
         self.last_report: dict | None = None
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="export-body"), Vertical(id="export-form"):
-            yield Static("", id="export-availability")
+            yield Static(
+                Content.from_markup(
+                    "[$text-muted]Writes the dataset and its card to a new folder.[/]"
+                ),
+                id="export-availability",
+            )
             yield Label("Format", classes="form-label")
             yield Select(
                 [(FORMAT_HELP[f], f) for f in FORMATS],
@@ -100,34 +104,6 @@ class ExportScreen(BaseScreen):
             yield LogPane(id="export-log", max_lines=200)
 
     def load(self) -> None:
-        from microvqa_tui.ui.exporting import exporter
-
-        run_blocking(
-            self,
-            lambda: exporter() is not None,
-            on_success=self._set_available,
-            group="export-check",
-            exclusive=True,
-            context="looking for the export step",
-        )
-
-    def _set_available(self, available: bool) -> None:
-        self.available = available
-        note = self.query_one("#export-availability", Static)
-        if available:
-            note.update(
-                Content.from_markup(
-                    "[$text-muted]Writes the dataset and its card to a new folder.[/]"
-                )
-            )
-        else:
-            note.update(
-                Content.from_markup(
-                    "[$warning]export not available in this build[/] "
-                    "[$text-muted](microvqa_tui.pipeline.export is missing)[/]"
-                )
-            )
-        self.query_one("#export-run", Button).disabled = not available
         self.update_preview()
 
     def options(self) -> ExportOptions:
@@ -151,9 +127,9 @@ class ExportScreen(BaseScreen):
             self.update_preview()
 
     def update_preview(self) -> None:
-        from microvqa_tui.ui.exporting import preview
+        from microvqa_tui.services.export import preview
 
-        if not self.available or self.mvqa.store is None:
+        if self.mvqa.store is None:
             return
         store, options = self.store, self.options()
         run_blocking(
@@ -165,11 +141,8 @@ class ExportScreen(BaseScreen):
             context="counting what the export takes",
         )
 
-    def _show_preview(self, info: dict | None) -> None:
+    def _show_preview(self, info: dict) -> None:
         widget = self.query_one("#export-preview", Static)
-        if info is None:
-            widget.update("")
-            return
         excluded = ", ".join(f"{k} {v:,}" for k, v in info["excluded"].items() if v)
         text = f"[b]{info['mcqs']:,}[/] MCQs on {info['figures']:,} figures would be exported"
         if excluded:
@@ -185,9 +158,6 @@ class ExportScreen(BaseScreen):
         self.action_cancel()
 
     def action_export(self) -> None:
-        if not self.available:
-            self.notify("export not available in this build", severity="warning")
-            return
         if self.cancel_token is not None:
             self.notify("an export is running", severity="warning")
             return
@@ -195,7 +165,7 @@ class ExportScreen(BaseScreen):
         if not options.out_dir:
             self.notify("type the output folder first", severity="warning")
             return
-        from microvqa_tui.ui.exporting import run_export
+        from microvqa_tui.services.export import run_export
 
         store, settings = self.store, self.mvqa.settings
         self.cancel_token = token = CancelToken()
@@ -236,7 +206,7 @@ class ExportScreen(BaseScreen):
     def on_task_finished(self, message: TaskFinished) -> None:
         self.cancel_token = None
         self.query_one("#export-cancel", Button).disabled = True
-        self.query_one("#export-run", Button).disabled = not self.available
+        self.query_one("#export-run", Button).disabled = False
         progress = self.query_one(TaskProgress)
         result = self.query_one("#export-result", Static)
         if message.cancelled:

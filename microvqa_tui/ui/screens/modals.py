@@ -100,7 +100,7 @@ class EditModal(ModalScreen[dict[str, Any] | None]):
     """Edit an MCQ's question, options (one per line), correct option and CoT.
 
     Returns the changed values for `Reviewer.edit`, or None when cancelled. Validation happens
-    in `microvqa_tui.review` (one place for the rules); its errors come back as notifications.
+    in `microvqa_tui.services.review` (one place for the rules); its errors come back as notifications.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -172,27 +172,3 @@ class EditModal(ModalScreen[dict[str, Any] | None]):
             self.action_save()
         else:
             self.dismiss(None)
-
-
-class MessageModal(ModalScreen[None]):
-    """A longer message (an error with its hint, a report) that stays until dismissed."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "dismiss(None)", "Close")]
-
-    def __init__(self, title: str, body: str, *, error: bool = False) -> None:
-        super().__init__(classes="modal")
-        self.title_text = title
-        self.body = body
-        self.error = error
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog -error" if self.error else "dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            with VerticalScroll(classes="dialog-scroll"):
-                yield Static(self.body, classes="dialog-body", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Close (Esc)", id="close", variant="primary")
-
-    @on(Button.Pressed)
-    def _pressed(self) -> None:
-        self.dismiss(None)

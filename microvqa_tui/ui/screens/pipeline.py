@@ -16,10 +16,7 @@ from textual.widgets import DataTable, Static
 
 from microvqa_tui.errors import Cancelled, MicroVQAError
 from microvqa_tui.progress import CancelToken
-from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
-from microvqa_tui.ui.screens.base import BaseScreen
-from microvqa_tui.ui.screens.modals import PathModal
-from microvqa_tui.ui.status import (
+from microvqa_tui.services.status import (
     INGEST,
     Environment,
     StageStatus,
@@ -27,6 +24,9 @@ from microvqa_tui.ui.status import (
     last_ingest_path,
     stage_statuses,
 )
+from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
+from microvqa_tui.ui.screens.base import BaseScreen
+from microvqa_tui.ui.screens.modals import PathModal
 from microvqa_tui.ui.widgets.logpane import LogPane
 from microvqa_tui.ui.widgets.progress import TaskProgress, format_duration
 from microvqa_tui.ui.workers import UIProgress, run_blocking
@@ -139,21 +139,13 @@ class PipelineScreen(BaseScreen):
         for status in self.statuses:
             name = status.stage.name
             state = "running" if name == self.running else status.status
-            if not status.available:
-                state_markup = "[$text-muted]unavailable[/]"
-            else:
-                state_markup = f"[{STATUS_STYLE.get(state, '$text')}]{escape(state)}[/]"
+            state_markup = f"[{STATUS_STYLE.get(state, '$text')}]{escape(state)}[/]"
             took = ""
             if status.finished_at and status.started_at:
                 took = format_duration((status.finished_at - status.started_at).total_seconds())
-            title = (
-                status.stage.title
-                if status.available
-                else f"[$text-muted]{escape(status.stage.title)}[/]"
-            )
             table.add_row(
                 "▶" if name == self.running else "",
-                Content.from_markup(title),
+                status.stage.title,
                 Content.from_markup(state_markup),
                 ago(status.started_at, now) if state != "running" else "now",
                 took,
@@ -187,9 +179,7 @@ class PipelineScreen(BaseScreen):
             info.update("")
             return
         lines = [f"[b]{escape(status.stage.title)}[/] — {escape(status.stage.description)}"]
-        if not status.available:
-            lines.append("[$warning]not available in this build[/]")
-        elif status.message:
+        if status.message:
             lines.append(f"[$text-muted]last run:[/] {escape(status.message)}")
         if status.runs:
             lines.append(f"[$text-muted]{status.runs} run(s) recorded[/]")
@@ -222,12 +212,10 @@ class PipelineScreen(BaseScreen):
                 "",
                 f"[$text-muted]missing models: `microvqa models pull` ({', '.join(missing)})[/]",
             ]
-        if env.note:
-            lines += ["", f"[$text-muted]{escape(env.note)}[/]"]
         self.query_one("#env-status", Static).update(Content.from_markup("\n".join(lines)))
 
     def action_doctor(self) -> None:
-        from microvqa_tui.ui.status import doctor_lines
+        from microvqa_tui.services.status import doctor_lines
 
         settings = self.mvqa.settings
         self.log_line("[b]environment check[/] (imports torch: a few seconds)…")
@@ -293,10 +281,6 @@ class PipelineScreen(BaseScreen):
     def start(self, name: str, *, path: str | None = None) -> None:
         """Run a stage in a worker; progress and the outcome come back as messages."""
         if self._busy():
-            return
-        status = next((s for s in self.statuses if s.stage.name == name), None)
-        if status is not None and not status.available:
-            self.notify(f"step {name!r} is not available in this build", severity="warning")
             return
         self.running = name
         self.cancel_token = token = CancelToken()
@@ -401,7 +385,3 @@ def _summary(report: dict[str, Any]) -> str:
 
 def _short_end(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1) :]

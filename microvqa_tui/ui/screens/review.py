@@ -1,7 +1,7 @@
 """Review: one MCQ at a time with its figure; accept (a), reject (r), edit (e), next/previous
 (j/k or n/p), undo (u), and bulk decisions on the filtered selection (A/X, with a confirm).
 
-Decisions go through `microvqa_tui.review.Reviewer` (the audit trail is written at once). All
+Decisions go through `microvqa_tui.services.review.Reviewer` (the audit trail is written at once). All
 store work of this screen runs in one serial queue, so "accept, then next" always sees the
 accept and undo always follows the decision it reverts, however fast the keys come.
 Navigation is by key order within the filter, which stays stable while decisions change rows.
@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui.query import (
+from microvqa_tui.services.query import (
     VIEWS,
     Detail,
     Filter,
@@ -43,11 +43,12 @@ from microvqa_tui.ui.widgets.detail import (
 )
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.workers import SerialRunner
+from microvqa_tui.vocabulary import REVIEW_OF_ACTION, REVIEW_UNREVIEWED
 
 if TYPE_CHECKING:
-    from microvqa_tui.review import Reviewer
+    from microvqa_tui.services.review import Reviewer
 
-DEFAULT_FILTER = Filter(review="unreviewed")
+DEFAULT_FILTER = Filter(review=REVIEW_UNREVIEWED)
 REVIEW_FIELDS = ("status", "review", "task", "bloom", "tier", "text")
 
 
@@ -257,7 +258,7 @@ class ReviewScreen(BaseScreen):
 
         def op() -> ReviewState:
             reviewer.decide("mcq", key, action)
-            verb = "accepted" if action == "accept" else "rejected"
+            verb = REVIEW_OF_ACTION[action]
             return self._step(1, message=f"{verb} {key[:12]} · u undoes")
 
         self._submit(op, writes=True)

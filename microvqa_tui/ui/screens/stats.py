@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui.insights import Stats, compute_stats
+from microvqa_tui.services.insights import Stats, compute_stats
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.charts import BarChart, Histogram
 from microvqa_tui.ui.workers import run_blocking

@@ -11,7 +11,15 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.ui.query import BLOOM_NAMES, Detail, decision_summary
+from microvqa_tui.services.query import Detail, decision_summary
+from microvqa_tui.vocabulary import (
+    REVIEW_ACCEPTED,
+    REVIEW_REJECTED,
+    STATUS_FLAGGED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+    bloom_label,
+)
 
 LETTERS = "ABCDEFGHIJKLMNOP"
 
@@ -73,7 +81,7 @@ def mcq_markup(mcq: dict[str, Any], *, with_meta: bool = True) -> str:
         parts += ["", "[$text-muted]Chain of thought[/]", escape(mcq["cot"])]
     if with_meta:
         bloom = mcq.get("bloom_level")
-        bloom_text = f"{bloom} {BLOOM_NAMES.get(bloom, '')}" if bloom else "–"
+        bloom_text = bloom_label(bloom) if bloom else "–"
         parts += [
             "",
             f"[$text-muted]task[/] {escape(mcq.get('task_str') or '–')}  "
@@ -88,14 +96,14 @@ def mcq_markup(mcq: dict[str, Any], *, with_meta: bool = True) -> str:
 
 
 def status_markup(status: str) -> str:
-    style = {"kept": "$success", "held_out": "$warning", "flagged": "$error"}.get(
+    style = {STATUS_KEPT: "$success", STATUS_HELD_OUT: "$warning", STATUS_FLAGGED: "$error"}.get(
         status, "$text-muted"
     )
     return f"[{style}]{escape(status or '–')}[/]"
 
 
 def review_markup(review: str) -> str:
-    style = {"accepted": "b $success", "rejected": "b $error"}.get(review, "$text-muted")
+    style = {REVIEW_ACCEPTED: "b $success", REVIEW_REJECTED: "b $error"}.get(review, "$text-muted")
     return f"[{style}]{escape(review or '–')}[/]"
 
 

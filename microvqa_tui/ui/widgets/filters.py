@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select
 
-from microvqa_tui.ui.query import BLOOM_NAMES, REVIEWS, STATUSES, VIEWS, Filter, View
+from microvqa_tui.services.query import VIEWS, Filter, View
+from microvqa_tui.vocabulary import BLOOM_LEVELS, REVIEWS, STATUSES, bloom_label
 
 TIERS = ("easy", "medium", "hard")
 ALL_FIELDS = ("view", "status", "review", "task", "bloom", "tier", "range", "text")
@@ -110,7 +111,7 @@ class FilterBar(Vertical):
                 Select(_options(initial_tasks), value=f.task or Select.NULL, id="f-task", **select),
             )
         if "bloom" in self.fields:
-            blooms = [(f"{k} {v}", k) for k, v in BLOOM_NAMES.items()]
+            blooms = [(bloom_label(level), level) for level in BLOOM_LEVELS]
             yield FilterField(
                 "bloom",
                 "Bloom",

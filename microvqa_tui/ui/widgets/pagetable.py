@@ -144,9 +144,6 @@ class PageTable(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
 
-    def set_sort_marks(self, sort_marks: dict[str, str]) -> None:
-        self.set_columns(self.columns, sort_marks)
-
     def set_rows(
         self, rows: list[list[str | Content]], keys: list[str], *, cursor: int = 0
     ) -> None:

@@ -24,7 +24,7 @@ Item types:
 - `mcq`: accept/reject set `mcqs.review`; edits may change question, choices, correct_index
   (correct_answer follows) and cot.
 - `qa`: QAs have no review field; accept/reject are recorded as human labels only (the graph
-  step reads them from `decisions`, see `effective_labels`); edits may change question and
+  step reads them with `common.decisions.effective_labels`); edits may change question and
   answer.
 - `dup_group`: `decide_group` (keep_keeper, keep_all, reject_group) applies the dedup step's
   own rules (`pipeline.dedup.decisions.decide_groups`: resolve / dismiss), which write their
@@ -33,7 +33,6 @@ Item types:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,35 +41,34 @@ from typing import Any
 
 import pyarrow as pa
 
+from microvqa_tui.common.decisions import (
+    BATCH_KEY,
+    UNDOES_KEY,
+    DecisionRecord,
+    decision_history,
+)
 from microvqa_tui.errors import MicroVQAError
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from store import Store
-from store.queries import in_list, quote
-from store.schema import (
+from microvqa_tui.vocabulary import ACTION_ACCEPT as ACCEPT
+from microvqa_tui.vocabulary import ACTION_EDIT as EDIT
+from microvqa_tui.vocabulary import ACTION_REJECT as REJECT
+from microvqa_tui.vocabulary import ACTION_UNDO as UNDO
+from microvqa_tui.vocabulary import (
     DUP_PENDING,
-    REVIEW_ACCEPTED,
-    REVIEW_REJECTED,
+    GROUP_ACTIONS,
+    REVIEW_OF_ACTION,
     REVIEW_UNREVIEWED,
-    arrow_schema,
-    utcnow,
 )
-
-ACCEPT = "accept"
-REJECT = "reject"
-EDIT = "edit"
-UNDO = "undo"
-
-KEEP_KEEPER = "keep_keeper"  # keep the proposed keeper, reject the other members
-KEEP_ALL = "keep_all"  # the members are not duplicates: keep them all
-REJECT_GROUP = "reject_group"  # reject every member
-GROUP_ACTIONS = (KEEP_KEEPER, KEEP_ALL, REJECT_GROUP)
+from microvqa_tui.vocabulary import GROUP_KEEP_ALL as KEEP_ALL
+from microvqa_tui.vocabulary import GROUP_KEEP_KEEPER as KEEP_KEEPER
+from microvqa_tui.vocabulary import GROUP_REJECT as REJECT_GROUP
+from store import Store
+from store.queries import in_list
+from store.schema import arrow_schema, utcnow
 
 # The dedup step's action for each group action (reject_group adds the keeper's rejection).
 DEDUP_ACTION = {KEEP_KEEPER: "resolve", KEEP_ALL: "dismiss", REJECT_GROUP: "resolve"}
-REVIEW_OF_ACTION = {ACCEPT: REVIEW_ACCEPTED, REJECT: REVIEW_REJECTED}
 
-BATCH_KEY = "_batch"
-UNDOES_KEY = "_undoes"
 GROUP_KEY = "_group"  # on the keeper rejections of a reject_group: the group id
 SOURCE_KEY, SOURCE = "_via", "review"  # marks decisions written here (undo only takes these)
 IN_CHUNK = 2000  # ids per `IN (...)` filter when updating many rows
@@ -104,62 +102,6 @@ def item_kind(item_type: str) -> ItemKind:
         raise ReviewError(
             f"cannot review items of type {item_type!r}", hint=f"use one of {', '.join(ITEM_KINDS)}"
         ) from None
-
-
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One row of the audit trail, with `changes_json` decoded."""
-
-    decision_id: str
-    item_type: str
-    item_id: str
-    action: str
-    changes: dict[str, Any]
-    user: str
-    at: datetime
-    note: str = ""
-
-    @property
-    def batch(self) -> str | None:
-        return self.changes.get(BATCH_KEY)
-
-    @property
-    def undoes(self) -> str | None:
-        return self.changes.get(UNDOES_KEY)
-
-    @property
-    def fields(self) -> dict[str, list[Any]]:
-        """The changed fields as {name: [before, after]} (references left out)."""
-        return {k: v for k, v in self.changes.items() if not k.startswith("_")}
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "decision_id": self.decision_id,
-            "item_type": self.item_type,
-            "item_id": self.item_id,
-            "action": self.action,
-            "changes_json": json.dumps(self.changes, default=str, ensure_ascii=False),
-            "user": self.user,
-            "at": self.at,
-            "note": self.note,
-        }
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DecisionRecord:
-        try:
-            changes = json.loads(row.get("changes_json") or "{}")
-        except json.JSONDecodeError:
-            changes = {}
-        return cls(
-            decision_id=row["decision_id"],
-            item_type=row["item_type"],
-            item_id=row["item_id"],
-            action=row["action"],
-            changes=changes if isinstance(changes, dict) else {},
-            user=row.get("user", ""),
-            at=row["at"],
-            note=row.get("note") or "",
-        )
 
 
 @dataclass
@@ -198,17 +140,6 @@ class GroupResult:
         return (
             int(self.outcome.get("mcqs_rejected", 0) + self.outcome.get("mcqs_restored", 0)) + count
         )
-
-
-def _dedup_decisions():
-    try:
-        from microvqa_tui.pipeline.dedup import decisions
-    except ImportError:
-        raise ReviewError(
-            "duplicate-group decisions are not available in this build",
-            hint="the dedup step (microvqa_tui.pipeline.dedup) is missing",
-        ) from None
-    return decisions
 
 
 def new_id() -> str:
@@ -361,7 +292,8 @@ class Reviewer:
             raise ReviewError(
                 f"unknown group action {action!r}", hint=f"use one of {', '.join(GROUP_ACTIONS)}"
             )
-        decisions = _dedup_decisions()
+        from microvqa_tui.pipeline.dedup import decisions  # numpy: loaded when first used
+
         group = self.store.get("dup_groups", group_id, ["group_id", "kind", "keeper_id"])
         if group is None:
             raise ReviewError(f"no duplicate group {group_id}", hint="re-run dedup, then reload")
@@ -384,7 +316,8 @@ class Reviewer:
     def undo_group(self, group_id: str | None = None) -> GroupResult:
         """Put a group back to pending (default: the group this user decided last), restoring
         the MCQ reviews its decision changed."""
-        decisions = _dedup_decisions()
+        from microvqa_tui.pipeline.dedup import decisions  # numpy: loaded when first used
+
         if group_id is None:
             rows = [
                 r
@@ -540,41 +473,6 @@ class Reviewer:
             self.store.update_where(kind.table, where, {column: value})
 
 
-def decision_history(
-    store: Store,
-    *,
-    user: str | None = None,
-    item_type: str | None = None,
-    item_id: str | None = None,
-    limit: int | None = None,
-) -> list[DecisionRecord]:
-    """Decisions, oldest first, optionally filtered by user and item."""
-    clauses = []
-    if user is not None:
-        clauses.append(f"user = {quote(user)}")
-    if item_type is not None:
-        clauses.append(f"item_type = {quote(item_type)}")
-    if item_id is not None:
-        clauses.append(f"item_id = {quote(item_id)}")
-    where = " AND ".join(clauses) or None
-    rows = store.rows("decisions", where)
-    records = sorted((DecisionRecord.from_row(r) for r in rows), key=lambda r: r.at)
-    return records[-limit:] if limit else records
-
-
-def effective_labels(store: Store, item_type: str) -> dict[str, str]:
-    """The standing human label of each item of a type (`accept` or `reject`), after undos:
-    what a later step (the graph's human labels, the export) should use."""
-    records = decision_history(store, item_type=item_type)
-    undone = {r.undoes for r in records if r.action == UNDO}
-    labels: dict[str, str] = {}
-    for record in records:
-        if record.action in REVIEW_OF_ACTION and record.decision_id not in undone:
-            labels[record.item_id] = record.action
-    # An undone label falls back to the label before it (if any, and not undone itself).
-    return labels
-
-
 def _clean_edit(kind: ItemKind, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Validated, normalised new values for an edit."""
     clean: dict[str, Any] = {}
@@ -609,13 +507,3 @@ def _clean_edit(kind: ItemKind, row: dict[str, Any], values: dict[str, Any]) -> 
                 hint=f"choose an option between 1 and {len(choices)}",
             )
     return clean
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, str) and value:
-        return datetime.fromisoformat(value)
-    return value if isinstance(value, datetime) else None

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import StoreError
-from microvqa_tui.ui.query import load_image, quote
-
-DUP_PENDING = "pending"  # store.schema.DUP_PENDING (not imported: see ui.query)
+from microvqa_tui.services.query import load_image, quote
+from microvqa_tui.vocabulary import DUP_PENDING
 
 if TYPE_CHECKING:
     from store import Store

@@ -15,29 +15,16 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from microvqa_tui.vocabulary import STATUS_HELD_OUT, TASK_TYPES
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from store import Store
 
-# The store's status values (store.schema), repeated here so that importing the UI does not
-# import LanceDB (1–2 s): the store opens in a worker after the first paint. A test checks
-# that these agree with store.schema.
-STATUS_PENDING, STATUS_KEPT, STATUS_HELD_OUT, STATUS_FLAGGED = (
-    "pending",
-    "kept",
-    "held_out",
-    "flagged",
-)
-REVIEW_UNREVIEWED, REVIEW_ACCEPTED, REVIEW_REJECTED = "unreviewed", "accepted", "rejected"
-TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
-
-BLOOM_NAMES = {1: "Remember", 2: "Understand", 3: "Apply", 4: "Analyze", 5: "Evaluate", 6: "Create"}
-STATUSES = (STATUS_PENDING, STATUS_KEPT, STATUS_HELD_OUT, STATUS_FLAGGED)
-REVIEWS = (REVIEW_UNREVIEWED, REVIEW_ACCEPTED, REVIEW_REJECTED)
 THUMBNAIL_PX = 640  # images are shrunk to this before they reach the terminal renderer
 
 
@@ -538,7 +525,3 @@ def decision_summary(row: dict[str, Any]) -> str:
     what = f" ({', '.join(fields)})" if row.get("action") == "edit" and fields else ""
     note = f" — {row['note']}" if row.get("note") else ""
     return f"{at} {row.get('user', '')}: {row.get('action', '')}{what}{note}"
-
-
-def with_filter(flt: Filter, **changes: Any) -> Filter:
-    return replace(flt, **changes)

@@ -11,13 +11,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from microvqa_tui.pipeline.step import StepSection
-
-# = store.schema.TASK_TYPES (a test keeps them equal; importing the store here is too heavy)
-TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
+from microvqa_tui.config.sections import Section, section
+from microvqa_tui.vocabulary import TASK_TYPES
 
 
-class Stage1Settings(StepSection):
+class Stage1Settings(Section):
     """How the local LLM turns captions into QA pairs, and which QAs are kept."""
 
     prompt_dir: Path | None = Field(
@@ -82,6 +80,4 @@ class Stage1Settings(StepSection):
 
 def stage1_settings(settings: Any) -> Stage1Settings:
     """`settings.stage1`, or the defaults while the section is not mounted on Settings."""
-    from microvqa_tui.pipeline.step import section
-
     return section(settings, "stage1", Stage1Settings)

@@ -1,29 +1,26 @@
-"""What the Pipeline screen shows: the stages in order with their last run, whether each is
-available in this build, and the device/model status. No Textual here.
+"""What the Pipeline screen shows: the stages in order with their last run, and the
+device/model status. No Textual here.
 
-Nothing in this module imports torch or a model library: stage availability is checked with
-`importlib.util.find_spec` (the step's module is not executed) and the device is guessed from
-the CUDA driver's files; the full check (`microvqa doctor`) is a separate, explicit action.
+Nothing in this module imports torch or a model library: the device is guessed from the CUDA
+driver's files; the full check (`microvqa doctor`) is a separate, explicit action.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.pipeline.steps import STEPS, StepSpec
+from microvqa_tui.assets import SAMPLE_MANIFEST
+from microvqa_tui.pipeline.steps import STEPS
 
 if TYPE_CHECKING:
     from microvqa_tui.config import Settings
     from store import Store
 
-REPO_SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "sample" / "manifest.jsonl"
 INGEST = "ingest"
 
 
@@ -32,7 +29,6 @@ class Stage:
     name: str
     title: str
     description: str
-    module: str  # the module whose presence makes the stage available
 
 
 def stages() -> list[Stage]:
@@ -42,30 +38,15 @@ def stages() -> list[Stage]:
             INGEST,
             "Ingest",
             "read figure–caption pairs (folder, JSONL/CSV, Parquet, WebDataset) into the store",
-            "microvqa_tui.ingest",
         )
     ]
-    result.extend(Stage(s.name, s.title, s.description, _module(s)) for s in STEPS)
+    result.extend(Stage(s.name, s.title, s.description) for s in STEPS)
     return result
-
-
-def _module(spec: StepSpec) -> str:
-    return spec.target.partition(":")[0]
-
-
-def module_available(module: str) -> bool:
-    """True when the module exists as real code (not a namespace folder), without running it."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return False
-    return spec is not None and spec.origin not in (None, "namespace")
 
 
 @dataclass
 class StageStatus:
     stage: Stage
-    available: bool
     status: str = "never run"  # never run | running | done | failed | cancelled
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -102,7 +83,7 @@ def stage_statuses(store: Store) -> list[StageStatus]:
         by_step.setdefault(row["step"], []).append(row)
     result = []
     for stage in stages():
-        status = StageStatus(stage, module_available(stage.module))
+        status = StageStatus(stage)
         runs = sorted(by_step.get(stage.name, []), key=lambda r: r["started_at"])
         if runs:
             last = runs[-1]
@@ -135,9 +116,9 @@ def last_ingest_path(statuses: list[StageStatus]) -> str | None:
 def default_ingest_path() -> str:
     """The embedded sample, relative to the working directory when that is shorter."""
     try:
-        return str(REPO_SAMPLE.relative_to(Path.cwd()))
+        return str(SAMPLE_MANIFEST.relative_to(Path.cwd()))
     except ValueError:
-        return str(REPO_SAMPLE)
+        return str(SAMPLE_MANIFEST)
 
 
 # ---------------------------------------------------------------------- device and models
@@ -161,7 +142,6 @@ class Environment:
     device: str  # "GPU" | "CPU"
     device_detail: str
     models: list[ModelRow] = field(default_factory=list)
-    note: str = ""
 
 
 def guess_device(settings: Settings) -> tuple[str, str]:
@@ -183,36 +163,19 @@ def probe_environment(settings: Settings) -> Environment:
     """Device and model presence, cheap enough for a worker at start-up (no torch import)."""
     device, detail = guess_device(settings)
     env = Environment(device, detail)
-    if module_available("microvqa_tui.models.registry"):
-        from microvqa_tui.models.registry import model_status
+    from microvqa_tui.models.registry import model_status
 
-        for row in model_status(settings):
-            env.models.append(
-                ModelRow(
-                    str(row.get("role", "?")),
-                    bool(row.get("present")),
-                    str(row.get("detail") or row.get("model") or ""),
-                    name=short_model_name(str(row.get("model") or "")),
-                    size=str(row.get("size") or ""),
-                )
+    for row in model_status(settings):
+        env.models.append(
+            ModelRow(
+                str(row.get("role", "?")),
+                bool(row.get("present")),
+                str(row.get("detail") or row.get("model") or ""),
+                name=short_model_name(str(row.get("model") or "")),
+                size=str(row.get("size") or ""),
             )
-    else:
-        models = settings.models
-        for role in ("clip", "nli", "text", "llm", "vlm"):
-            value = getattr(models, role)
-            present = bool(value) and (_local_present(value) or None)
-            env.models.append(
-                ModelRow(
-                    role, bool(present), value or "(not configured)", name=short_model_name(value)
-                )
-            )
-        env.note = "model registry not in this build: presence checked for local paths only"
+        )
     return env
-
-
-def _local_present(value: str) -> bool:
-    path = Path(os.path.expanduser(value))
-    return path.exists()
 
 
 def doctor_lines(settings: Settings) -> list[str]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from microvqa_tui.assets import PROMPTS_DIR
 from microvqa_tui.errors import ConfigError
 
-# assets/prompts of this checkout (the package lives at <repo>/microvqa_tui/pipeline/stage1).
-DEFAULT_PROMPT_DIR = Path(__file__).resolve().parents[3] / "assets" / "prompts"
+DEFAULT_PROMPT_DIR = PROMPTS_DIR  # the templates shipped with the package
 
 _HEADING = re.compile(r"^##[ \t]+(\S.*?)\s*$", re.MULTILINE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -96,7 +96,7 @@ def parse_template(text: str, path: Path) -> PromptTemplate:
 
 
 def load_template(name: str, prompt_dir: Path | None = None) -> PromptTemplate:
-    """Read `<prompt_dir>/<name>` (default: the repository's assets/prompts)."""
+    """Read `<prompt_dir>/<name>` (default: the prompts shipped with the package)."""
     path = Path(name)
     if not path.is_absolute():
         path = Path(prompt_dir or DEFAULT_PROMPT_DIR) / name

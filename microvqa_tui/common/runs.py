@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.errors import Cancelled
+from microvqa_tui.vocabulary import RUN_CANCELLED, RUN_DONE, RUN_FAILED, RUN_RUNNING
 from store import Store
 from store.schema import utcnow
 
@@ -47,19 +48,19 @@ def record_run(
         "started_at": started_at,
         "config_json": json.dumps(record.config, default=str),
     }
-    store.upsert("runs", [{**base, "status": "running"}])
+    store.upsert("runs", [{**base, "status": RUN_RUNNING}])
     clock = time.perf_counter()
-    status = "done"
+    status = RUN_DONE
     try:
         yield record
     except Cancelled as exc:
-        status, record.message = "cancelled", str(exc)
+        status, record.message = RUN_CANCELLED, str(exc)
         raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM via `cli.stop_on_sigterm`
-        status, record.message = "cancelled", "interrupted"
+        status, record.message = RUN_CANCELLED, "interrupted"
         raise
     except BaseException as exc:
-        status, record.message = "failed", f"{type(exc).__name__}: {exc}"
+        status, record.message = RUN_FAILED, f"{type(exc).__name__}: {exc}"
         raise
     finally:
         record.timings.setdefault("total_s", round(time.perf_counter() - clock, 3))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_config_dir, user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,13 +21,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from microvqa_tui.config.dedup import DedupSettings
+from microvqa_tui.config.graph import GraphSettings
+from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.config.sections import Section
+from microvqa_tui.config.select import SelectSettings
+from microvqa_tui.config.signals import EmbedSettings, SignalSettings
+from microvqa_tui.config.stage1 import Stage1Settings
 from microvqa_tui.errors import ConfigError
-from microvqa_tui.pipeline.dedup.settings import DedupSettings
-from microvqa_tui.pipeline.graph.settings import GraphSettings
-from microvqa_tui.pipeline.select.settings import SelectSettings
-from microvqa_tui.pipeline.signals.settings import EmbedSettings, SignalSettings
-from microvqa_tui.pipeline.stage1.settings import Stage1Settings
-from microvqa_tui.pipeline.stage3.settings import MCQSettings
 
 DEFAULT_CONFIG_FILE = Path(user_config_dir("microvqa")) / "config.toml"
 
@@ -44,12 +45,6 @@ def _login_name() -> str:
 
 DEFAULT_STORE_DIR = Path(user_data_dir("microvqa")) / "store"
 DEFAULT_MODEL_DIR = Path(user_data_dir("microvqa")) / "models"
-
-
-class Section(BaseModel):
-    """A settings section; unknown keys are errors (a typo must not be silently ignored)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class IngestSettings(Section):

@@ -11,13 +11,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from microvqa_tui.pipeline.step import StepSection
+from microvqa_tui.config.sections import Section, section
 
 SIGNAL_FAMILIES = ("nli", "clip", "text", "agent", "pixel")
 EMBED_SPACES = ("text_caption", "text_qa", "clip_image", "clip_caption", "clip_qa", "pixel_image")
 
 
-class EmbedSettings(StepSection):
+class EmbedSettings(Section):
     """Which embedding spaces the embed step fills."""
 
     spaces: list[str] = Field(
@@ -29,12 +29,10 @@ class EmbedSettings(StepSection):
 
 def embed_settings(settings: Any) -> EmbedSettings:
     """`settings.embed`, or the defaults while the section is not mounted on Settings."""
-    from microvqa_tui.pipeline.step import section
-
     return section(settings, "embed", EmbedSettings)
 
 
-class SignalSettings(StepSection):
+class SignalSettings(Section):
     """Which consistency signals are computed per QA, and how."""
 
     families: list[Literal["nli", "clip", "text", "agent", "pixel"]] = Field(
@@ -74,6 +72,4 @@ class SignalSettings(StepSection):
 
 def signal_settings(settings: Any) -> SignalSettings:
     """`settings.signals`, or the defaults while the section is not mounted on Settings."""
-    from microvqa_tui.pipeline.step import section
-
     return section(settings, "signals", SignalSettings)

@@ -8,7 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.ui.query import BLOOM_NAMES
+from microvqa_tui.vocabulary import (
+    BLOOM_LEVELS,
+    REVIEW_ACCEPTED,
+    REVIEWS,
+    STATUS_KEPT,
+    bloom_label,
+)
 
 if TYPE_CHECKING:
     from store import Store
@@ -73,10 +79,10 @@ def compute_stats(store: Store) -> Stats:
         ("figures ingested", stats.tables["figures"]),
         ("captions", stats.tables["captions"]),
         ("QAs generated", stats.tables["qas"]),
-        ("QAs kept by the graph", count("qas", "status = 'kept'")),
+        ("QAs kept by the graph", count("qas", f"status = '{STATUS_KEPT}'")),
         ("MCQs written", stats.tables["mcqs"]),
-        ("MCQs selected", count("mcqs", "status = 'kept'")),
-        ("MCQs accepted in review", count("mcqs", "review = 'accepted'")),
+        ("MCQs selected", count("mcqs", f"status = '{STATUS_KEPT}'")),
+        ("MCQs accepted in review", count("mcqs", f"review = '{REVIEW_ACCEPTED}'")),
     ]
     stats.run_counts = _run_counts(store)
     scores = [s for s in column(store, "qas", "score") if s is not None]
@@ -91,9 +97,7 @@ def compute_stats(store: Store) -> Stats:
             "max": ordered[-1],
         }
     bloom = Counter(column(store, "mcqs", "bloom_level"))
-    stats.bloom = [
-        (f"{level} {BLOOM_NAMES[level]}", bloom.get(level, 0)) for level in sorted(BLOOM_NAMES)
-    ]
+    stats.bloom = [(bloom_label(level), bloom.get(level, 0)) for level in sorted(BLOOM_LEVELS)]
     if bloom.get(None):
         stats.bloom.append(("not rated", bloom[None]))
     stats.qa_tasks = _ordered(Counter(column(store, "qas", "task_type")))
@@ -102,9 +106,7 @@ def compute_stats(store: Store) -> Stats:
         Counter(v or "(not rated)" for v in column(store, "mcqs", "difficulty_tier")),
         ["easy", "medium", "hard"],
     )
-    stats.reviews = _ordered(
-        Counter(column(store, "mcqs", "review")), ["unreviewed", "accepted", "rejected"]
-    )
+    stats.reviews = _ordered(Counter(column(store, "mcqs", "review")), list(REVIEWS))
     quarantine = Counter(column(store, "quarantine", "reason"))
     stats.quarantine = quarantine.most_common(8)
     return stats

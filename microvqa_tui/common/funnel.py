@@ -11,9 +11,10 @@ selection, for the CLI (`microvqa funnel`) and the TUI; `funnel_table` renders i
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from microvqa_tui.vocabulary import ORIGIN_STAGE1, STAGE_STAGE1, STATUS_HELD_OUT
 
 FUNNEL_STEPS = ("mcq", "select")
 
@@ -55,10 +56,6 @@ def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0].strip() or "unspecified"
 
 
-def count_reasons(reasons: list[str]) -> dict[str, int]:
-    return dict(Counter(reason_code(r) for r in reasons))
-
-
 def latest_run(store, step: str) -> dict[str, Any] | None:
     """The most recent finished (done) run record of `step`."""
     from store.queries import quote
@@ -70,8 +67,8 @@ def latest_run(store, step: str) -> dict[str, Any] | None:
 
 def stage1_row(store) -> FunnelRow | None:
     """Stage 1: generation attempts that became QAs, and those quarantined, by reason."""
-    generated = store.count("qas", "origin = 'stage1'")
-    failures = store.rows("quarantine", "stage = 'stage1'", ["reason"])
+    generated = store.count("qas", f"origin = '{ORIGIN_STAGE1}'")
+    failures = store.rows("quarantine", f"stage = '{STAGE_STAGE1}'", ["reason"])
     if not generated and not failures:
         return None
     row = FunnelRow("stage1", "generation", entered=generated + len(failures), passed=generated)
@@ -102,7 +99,7 @@ def graph_row(store) -> FunnelRow | None:
     scored = store.count("qas", "score IS NOT NULL")
     if not scored:
         return None
-    held = store.rows("qas", "score IS NOT NULL AND status = 'held_out'", ["reason"])
+    held = store.rows("qas", f"score IS NOT NULL AND status = '{STATUS_HELD_OUT}'", ["reason"])
     row = FunnelRow("graph", "consistency", entered=scored, passed=scored - len(held))
     for qa in held:
         row.hold(lead_signal(qa["reason"]))
