@@ -24,6 +24,15 @@ REVIEW_UNREVIEWED = "unreviewed"
 REVIEW_ACCEPTED = "accepted"
 REVIEW_REJECTED = "rejected"
 
+# Columns that hold human review state. They have one owner, the review service
+# (`microvqa_tui.review` and the duplicate-group rules it applies): a pipeline step never
+# writes them, so a step running while someone reviews cannot revert a decision.
+REVIEW_COLUMNS: dict[str, tuple[str, ...]] = {"mcqs": ("review",)}
+
+# Run statuses (`runs.status`).
+RUN_RUNNING = "running"
+RUN_INTERRUPTED = "interrupted"  # the process died without closing the run (killed, crashed)
+
 TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
 
 
@@ -163,7 +172,7 @@ class Run(LanceModel):
 
     run_id: str
     step: str
-    status: str  # running | done | failed | cancelled
+    status: str  # running | done | failed | cancelled | interrupted
     started_at: datetime
     finished_at: datetime | None = None
     config_json: str = "{}"
