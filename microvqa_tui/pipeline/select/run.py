@@ -59,19 +59,10 @@ KEY = "select"
 # The MCQ columns this step owns: its writes set these and nothing else, so a review (or an
 # edit) made while it runs stays. The wording columns are written only for the items whose
 # shortcut rewrite or CoT regeneration changed them.
-CHECK_COLUMNS = [
-    "status",
-    "reason",
-    "difficulty_tier",
-    "bloom_level",
-    "bloom_confidence",
-    "image_free_pass_rate",
-    "pass_rate",
-    "params_json",
-    "run_id",
-]
-WORDING_COLUMNS = ["question", "choices", "cot"]
 POLICY_COLUMNS = ["status", "reason", "difficulty_tier"]
+MEASURE_COLUMNS = ["bloom_level", "bloom_confidence", "image_free_pass_rate", "pass_rate"]
+CHECK_COLUMNS = [*POLICY_COLUMNS, *MEASURE_COLUMNS, "params_json", "run_id"]
+WORDING_COLUMNS = ["question", "choices", "cot"]
 TEMPLATES = {
     "answer": "answer_image_free.md",
     "difficulty": "answer_difficulty.md",
