@@ -62,9 +62,38 @@ def _run_mcq(store, settings, progress) -> None:
     run_mcq(store, settings, llm=ScriptedLLM(), progress=progress)
 
 
+def _run_stage1(store, settings, progress) -> None:
+    from stage_helpers import FakeLLM, add_sample, step_settings
+
+    from microvqa_tui.pipeline.stage1 import Stage1Settings, run_stage1
+
+    add_sample(store, 2)
+    cfg = step_settings(settings, stage1=Stage1Settings())
+    run_stage1(store, cfg, llm=FakeLLM(), progress=progress)
+
+
+def _run_ingest(store, settings, progress) -> None:
+    source = h.write_microvqa_pp(store.path.parent / "more.parquet", 6)
+    ingest_source(store, source, h.settings(), progress=progress)
+
+
+def _run_spatial(store, settings, progress) -> None:
+    import spatial_helpers
+
+    from microvqa_tui.pipeline.spatial import SpatialConfig, generate_spatial
+
+    spatial_helpers.add_sample_figures(store, 4)
+    cfg = SpatialConfig(families=("rotation",), count=2, seed=1, workers=1)
+    generate_spatial(store, cfg, progress=progress)
+
+
+# every step that writes MCQs or QAs, and the progress phase it starts after its reads
 STEPS = {
     "select": (_run_select, "Selection · checks"),
     "mcq": (_run_mcq, "Stage 3 · MCQ generation"),
+    "stage1": (_run_stage1, "stage 1"),
+    "ingest": (_run_ingest, "ingest"),
+    "spatial": (_run_spatial, "spatial:"),
 }
 
 
