@@ -141,6 +141,30 @@ def test_a_qa_edit_made_while_the_graph_runs_is_never_reverted(store):
     assert row["status"] in ("kept", "held_out") and row["score"] is not None
 
 
+def test_a_group_decided_while_dedup_runs_is_not_superseded(store, monkeypatch):
+    from dataset_helpers import build_dataset
+
+    from microvqa_tui.pipeline.dedup import core, list_groups, run_dedup
+
+    build_dataset(store, n_topics=3, copies=("jpeg",))
+    run_dedup(store, None, kinds=["image"], text_backend="tfidf")
+    groups = [g["group_id"] for g in list_groups(store, kind="image")]
+    reviewer = Reviewer(open_store(store.path), user="ana")
+    read_groups = core._existing_groups
+
+    def read_then_decide(store_, kind):  # the decision lands right after dedup's read
+        rows = read_groups(store_, kind)
+        for group in groups:
+            reviewer.decide_group(group, "keep_keeper")
+        return rows
+
+    monkeypatch.setattr(core, "_existing_groups", read_then_decide)
+    # stricter: the JPEG copies drop out, so the groups found before are stale
+    run_dedup(store, None, kinds=["image"], threshold=0.999, text_backend="tfidf")
+    after = open_store(store.path).get_many("dup_groups", groups, ["decision"])
+    assert [g["decision"] for g in after] == ["resolved"] * len(groups)
+
+
 def test_steps_cannot_write_review_columns(store):
     from microvqa_tui.errors import StoreError
 
