@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from microvqa_tui.config import Settings, load_settings, settings_as_dict
-from microvqa_tui.errors import MicroVQAError
+from microvqa_tui.errors import STORE_HINT, MicroVQAError, one_line, raised_by_store_library
 
 app = typer.Typer(
     name="microvqa",
@@ -38,9 +38,19 @@ class State:
 
     config_file: Path | None = None
     store: Path | None = None
+    create: bool = False
 
     def settings(self) -> Settings:
         return load_settings(self.config_file, store=self.store)
+
+    def open_store(self, settings: Settings | None = None, *, create: bool = False):
+        """The store of the settings. Only commands that bring items in (`create`: ingest,
+        spatial) or an explicit `--create` make a new one; the others refuse a folder that
+        is not a store instead of filling it with empty tables."""
+        from store import open_store
+
+        path = (settings or self.settings()).store
+        return open_store(path, create=create or self.create)
 
 
 state = State()
@@ -65,10 +75,17 @@ def main_callback(
         Path | None,
         typer.Option("--config", envvar="MICROVQA_CONFIG", help="TOML settings file."),
     ] = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create", help="Create the store if --store is not one yet (ingest always may)."
+        ),
+    ] = False,
 ) -> None:
     """Without a command, opens the TUI on the store."""
     state.store = store
     state.config_file = config
+    state.create = create
     if ctx.invoked_subcommand is None:
         ctx.invoke(tui)
 
@@ -154,3 +171,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: completed batches are saved; re-run to resume.")
         raise SystemExit(130) from None
+    except Exception as exc:
+        if not raised_by_store_library(exc):
+            raise  # a bug: the traceback is what its report needs
+        message = f"the store could not be read or written: {one_line(exc)} ({STORE_HINT})"
+        err_console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+        raise SystemExit(1) from None

@@ -84,9 +84,7 @@ def _progress(enabled: bool):
 
 
 def _open_store():
-    from store import open_store
-
-    return open_store(state.settings().store)
+    return state.open_store()
 
 
 # ---------------------------------------------------------------------------- dedup

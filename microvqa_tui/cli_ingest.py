@@ -167,9 +167,7 @@ def ingest(
     Re-running adds nothing already there, so an interrupted ingest resumes where it stopped.
     """
     settings = state.settings()
-    from store import open_store
-
-    store = open_store(settings.store)
+    store = state.open_store(settings, create=True)
     cancel = CancelToken()
     err = Console(stderr=True)
     chosen = kind.value if kind is not None else None

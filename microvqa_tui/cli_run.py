@@ -23,10 +23,8 @@ def run_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Run one pipeline step; a re-run resumes where the last one stopped."""
-    from store import open_store
-
     settings = state.settings()
-    store = open_store(settings.store)
+    store = state.open_store(settings)
     progress = RichProgress(console, enabled=not as_json)
     cancel = CancelToken()
     with progress.running():
@@ -47,9 +45,7 @@ def run_command(
 @app.command("funnel")
 def funnel_command(as_json: JsonFlag = False) -> None:
     """The selection funnel: per stage and check, items entered, passed and held out, and why."""
-    from store import open_store
-
-    store = open_store(state.settings().store)
+    store = state.open_store()
     if as_json:
         from microvqa_tui.common.funnel import funnel_rows
 

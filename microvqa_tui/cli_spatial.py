@@ -60,7 +60,6 @@ def spatial(
     from microvqa_tui.cli_progress import RichProgress
     from microvqa_tui.pipeline.spatial import SpatialConfig, generate_spatial, parse_families
     from microvqa_tui.progress import CancelToken
-    from store import open_store
 
     settings = state.settings()
     cfg = SpatialConfig(
@@ -72,7 +71,7 @@ def spatial(
         n_choices=choices,
         layout=layout.strip().lower(),  # type: ignore[arg-type]
     ).validate()
-    store = open_store(settings.store)
+    store = state.open_store(settings, create=True)
     progress = RichProgress(console, enabled=not as_json)
     cancel = CancelToken()
     with progress.running():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.table import Table
 
 from microvqa_tui.cli import JsonFlag, app, console, emit_json, state
@@ -12,9 +15,8 @@ def stats(as_json: JsonFlag = False) -> None:
     """Row counts per table and quarantine counts per reason."""
     settings = state.settings()
     from microvqa_tui.services.stats import store_stats
-    from store import open_store
 
-    report = store_stats(open_store(settings.store))
+    report = store_stats(state.open_store(settings))
     if as_json:
         emit_json(report)
         return
@@ -35,15 +37,44 @@ def stats(as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-def doctor(as_json: JsonFlag = False) -> None:
-    """Check Python, torch/CUDA/GPU, the llama.cpp build and which models are present."""
-    from microvqa_tui.doctor import run_checks
+def doctor(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Remove duplicate keys (one row kept per key); accept rollbacks."
+        ),
+    ] = False,
+    restore: Annotated[
+        tuple[str, int] | None,
+        typer.Option(
+            "--restore",
+            help="TABLE VERSION: make an earlier version of a table the newest again.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check Python, torch/CUDA/GPU, the llama.cpp build, the models, and read the whole store."""
+    from microvqa_tui.doctor import repair_store, restore_table, run_checks
 
-    checks = run_checks(state.settings())
+    settings = state.settings()
+    actions = []
+    if restore is not None and restore[0] is not None:
+        actions.append(restore_table(settings, restore[0], int(restore[1])))
+    if repair:
+        actions.extend(repair_store(settings) or ["nothing to repair"])
+    checks = run_checks(settings)
     if as_json:
-        emit_json({"ok": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]})
+        emit_json(
+            {
+                "ok": all(c.ok for c in checks),
+                "checks": [c.to_dict() for c in checks],
+                "actions": actions,
+            }
+        )
         return
+    for action in actions:
+        console.print(f"[bold]done[/]: {action}")
     table = Table("check", "ok", "detail", title="microvqa doctor")
     for check in checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]missing[/]", check.detail)
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]problem[/]", check.detail)
     console.print(table)

@@ -1,6 +1,8 @@
-"""Environment checks for `microvqa doctor`: Python, torch/CUDA, llama.cpp build, models.
+"""Checks for `microvqa doctor`: Python, torch/CUDA, llama.cpp build, models, and the store.
 
-Each check is cheap and never raises: a broken install is exactly what doctor must report.
+Each environment check is cheap and never raises: a broken install is exactly what doctor
+must report. The store check reads every table in full (`store.check`) and says, for each
+problem, the command that recovers from it.
 """
 
 from __future__ import annotations
@@ -103,10 +105,70 @@ def check_assets() -> Check:
     return Check("assets", True, str(PROMPTS_DIR.parent))
 
 
+def check_store(settings: Settings) -> list[Check]:
+    from store.check import verify_store
+    from store.db import is_store, open_store
+
+    path = settings.store
+    if not path.exists():
+        return [Check("store", True, f"{path}: no store yet (`microvqa ingest` creates one)")]
+    if not is_store(path):
+        return [Check("store", False, f"{path} is not a microvqa store")]
+    tables = verify_store(open_store(path, create=False))
+    checks = [Check("store", all(t.ok for t in tables), f"{path}: {len(tables)} tables")]
+    checks.extend(Check(f"table:{t.table}", t.ok, table_detail(t)) for t in tables)
+    return checks
+
+
+def table_detail(check) -> str:
+    """What doctor says about one table: its size, or the problem and how to recover."""
+    if check.ok:
+        return f"{check.rows:,} rows, version {check.version}"
+    if check.problem.startswith("damaged"):
+        if check.restore_to is not None:
+            how = f"restore its newest intact version: microvqa doctor --restore {check.table} {check.restore_to}"
+        else:
+            how = "no intact earlier version: re-ingest or re-run the step that writes it"
+        return f"{check.problem}; {how}"
+    if check.extra_rows:
+        return f"{check.problem} ({check.extra_rows} extra rows); microvqa doctor --repair keeps one row per key"
+    return f"{check.problem}; re-run the steps that write it (they resume), then microvqa doctor --repair"
+
+
 def run_checks(settings: Settings) -> list[Check]:
     checks = [check_python(), *check_torch(), check_llama_cpp(), *check_packages()]
     checks.append(check_assets())
-    store_ok = settings.store.parent.exists() or not settings.store.exists()
-    checks.append(Check("store", store_ok, str(settings.store)))
+    checks.extend(check_store(settings))
     checks.extend(check_models(settings))
     return checks
+
+
+def repair_store(settings: Settings) -> list[str]:
+    """Fix what can be fixed without a choice: duplicate keys (one row kept per key) and a
+    rolled-back table's version record (accepting the version on disk). Says what it did."""
+    from store import locks
+    from store.check import remove_duplicates, verify_store
+    from store.db import open_store
+
+    store = open_store(settings.store, create=False)
+    done = []
+    for check in verify_store(store):
+        if check.extra_rows:
+            version = check.version
+            removed = remove_duplicates(store, check.table)
+            done.append(
+                f"{check.table}: removed {removed} duplicate rows, one row kept per key "
+                f"(undo: microvqa doctor --restore {check.table} {version})"
+            )
+        elif check.problem.startswith("rolled back"):
+            locks.record_version(store.path, check.table, check.version)
+            done.append(f"{check.table}: accepted version {check.version} as the newest")
+    return done
+
+
+def restore_table(settings: Settings, table: str, version: int) -> str:
+    from store.check import restore_version
+    from store.db import open_store
+
+    new = restore_version(open_store(settings.store, create=False), table, version)
+    return f"{table}: restored version {version} as the new version {new}"

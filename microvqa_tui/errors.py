@@ -7,6 +7,11 @@ notification. Anything else reaching the top is a bug.
 
 from __future__ import annotations
 
+import re
+import traceback
+
+STORE_HINT = "run `microvqa doctor` to check the store and see how to recover"
+
 
 class MicroVQAError(Exception):
     """Base class: an error with a message meant for the user."""
@@ -62,3 +67,16 @@ class Cancelled(MicroVQAError):
 
 class ExportError(MicroVQAError):
     """An export cannot be written (existing folder, unsafe path, nothing to export)."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, without the Rust source locations LanceDB adds."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r",?\s*/\S+\.rs:\d+:\d+", "", text)
+    return text[:limit] or type(exc).__name__
+
+
+def raised_by_store_library(exc: BaseException) -> bool:
+    """Whether `exc` came out of LanceDB (a damaged or unreadable store, not a bug of ours)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any("/lancedb/" in f.filename or "/lance/" in f.filename for f in frames)

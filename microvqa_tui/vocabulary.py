@@ -51,7 +51,9 @@ RUN_RUNNING = "running"
 RUN_DONE = "done"
 RUN_FAILED = "failed"
 RUN_CANCELLED = "cancelled"
-RUN_STATUSES = (RUN_RUNNING, RUN_DONE, RUN_FAILED, RUN_CANCELLED)
+# the process died without closing the run (killed, crashed); set by the next run of the step
+RUN_INTERRUPTED = "interrupted"
+RUN_STATUSES = (RUN_RUNNING, RUN_DONE, RUN_FAILED, RUN_CANCELLED, RUN_INTERRUPTED)
 
 # ------------------------------------------------------------------ origins
 # `qas.origin` / `mcqs.origin`: which step made the item.

@@ -1,9 +1,15 @@
-"""Open or create a store: a LanceDB folder holding the tables of `store.schema`."""
+"""Open or create a store: a LanceDB folder holding the tables of `store.schema`.
+
+Reads never create anything: a table not written yet reads as empty. Writes create their
+table on first use, each under the table's cross-process write lock (`store.locks`) and on
+the table's latest version, so concurrent writers cannot insert the same key twice.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,11 +17,22 @@ from typing import Any
 import lancedb
 import pyarrow as pa
 
-from microvqa_tui.errors import StoreError
-from store import queries, writes
+from microvqa_tui.errors import STORE_HINT, MicroVQAError, StoreError, one_line
+from store import locks, queries, writes
 from store.schema import TABLES, arrow_schema, embedding_model
 
 EMBEDDING_PREFIX = "emb_"
+TABLE_SUFFIX = ".lance"
+
+
+def is_store(path: Path) -> bool:
+    """A folder this tool created, or one holding at least one of its tables."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if locks.marker_path(path).exists():
+        return True
+    return any((path / f"{name}{TABLE_SUFFIX}").is_dir() for name in TABLES)
 
 
 class Store:
@@ -27,46 +44,51 @@ class Store:
     (this handle always sees its own writes). None never re-checks, the fastest for a
     pipeline step that owns the store; the TUI passes a few seconds so that a stage run from
     another terminal shows up as the user pages.
+
+    `create`: False refuses a folder that is not a store (read-only commands); True (the
+    default, for ingest and library use) creates the folder, but refuses a non-empty folder
+    that is not a store rather than writing tables among someone's files.
     """
 
-    def __init__(self, path: Path, *, fresh_after_s: float | None = None) -> None:
+    def __init__(
+        self, path: Path, *, fresh_after_s: float | None = None, create: bool = True
+    ) -> None:
         self.path = Path(path)
+        _check_folder(self.path, create)
         interval = None if fresh_after_s is None else timedelta(seconds=fresh_after_s)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.path.mkdir(parents=True, exist_ok=True)
+                locks.write_marker(self.path)
             self.db = lancedb.connect(str(self.path), read_consistency_interval=interval)
         except OSError as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from None
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._empty_db: Any = None
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str):
-        """The LanceDB table `name`, created empty with its schema when missing."""
+        """The LanceDB table `name` for reading; an empty stand-in (nothing written to the
+        store) when the table does not exist yet."""
+        if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
+            raise StoreError(f"unknown table {name!r}")
         with self._lock:
             tbl = self._tables.get(name)
-            if tbl is None:
-                if name not in TABLES:
-                    raise StoreError(f"unknown table {name!r}")
-                tbl = self.db.create_table(name, schema=arrow_schema(name), exist_ok=True)
-                self._tables[name] = tbl
-            return tbl
+            if tbl is None and self._exists(name):
+                tbl = self._tables[name] = self.db.open_table(name)
+        return tbl if tbl is not None else self._stand_in(name)
 
     def embedding_table(self, space: str, dim: int | None = None):
-        """The embedding table of one model space (`emb_<space>`); `dim` needed to create it."""
+        """The embedding table of one model space (`emb_<space>`); `dim` creates it empty
+        when missing (without it, a missing space is an error)."""
         name = EMBEDDING_PREFIX + space
-        with self._lock:
-            tbl = self._tables.get(name)
-            if tbl is None:
-                if name in self.table_names():
-                    tbl = self.db.open_table(name)
-                elif dim is None:
-                    raise StoreError(f"no embeddings for space {space!r} yet")
-                else:
-                    schema = embedding_model(dim).to_arrow_schema()
-                    tbl = self.db.create_table(name, schema=schema, exist_ok=True)
-                self._tables[name] = tbl
-            return tbl
+        if not self._exists(name) and name not in self._tables:
+            if dim is None:
+                raise StoreError(f"no embeddings for space {space!r} yet")
+            with self.writing(name, embedding_model(dim).to_arrow_schema()) as tbl:
+                return tbl
+        return self.table(name)
 
     def table_names(self) -> list[str]:
         result = self.db.list_tables()
@@ -78,21 +100,97 @@ class Store:
         with self._lock:
             self._tables.clear()
 
+    def _exists(self, name: str) -> bool:
+        return (self.path / f"{name}{TABLE_SUFFIX}").is_dir()
+
+    def _stand_in(self, name: str):
+        """An empty in-memory table with `name`'s schema: readers see an empty table and the
+        store folder stays untouched."""
+        if name not in TABLES:
+            raise StoreError(f"no table {name!r} in the store at {self.path}")
+        with self._lock:
+            if self._empty_db is None:
+                self._empty_db = lancedb.connect("memory://")
+            return self._empty_db.create_table(name, schema=arrow_schema(name), exist_ok=True)
+
     # ------------------------------------------------------------------ writes
+    @contextlib.contextmanager
+    def writing(self, name: str, schema: pa.Schema | None = None) -> Iterator[Any]:
+        """The table `name` (created when missing) under its write lock, on its latest
+        version; every write of the store goes through here."""
+        if schema is None:
+            if name not in TABLES:
+                raise StoreError(f"unknown table {name!r}")
+            schema = arrow_schema(name)
+        locks.write_marker(self.path)
+        with locks.hold(locks.table_lock(self.path, name)), self.errors(name, "write"):
+            with self._lock:
+                tbl = self._tables.get(name)
+                if tbl is None:
+                    tbl = self.db.create_table(name, schema=schema, exist_ok=True)
+                    self._tables[name] = tbl
+            tbl.checkout_latest()  # see rows other processes wrote since this handle opened
+            yield tbl
+            locks.record_version(self.path, name, tbl.version)
+
+    @contextlib.contextmanager
+    def errors(self, name: str, doing: str) -> Iterator[None]:
+        """Turn a LanceDB failure on table `name` into a one-line StoreError."""
+        try:
+            yield
+        except MicroVQAError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"cannot {doing} table {name} of the store at {self.path}: {one_line(exc)}",
+                hint=STORE_HINT,
+            ) from exc
+
     def insert_new(self, table: str, rows: list[dict[str, Any]] | pa.Table) -> int:
         """Insert rows whose key is not in the table yet; returns how many were new."""
-        return writes.insert_new(self.table(table), table, rows)
+        data = writes.prepare(table, rows)
+        if data.num_rows == 0:
+            return 0
+        with self.writing(table) as tbl:
+            return writes.insert_new(tbl, TABLES[table][1], data)
 
     def upsert(self, table: str, rows: list[dict[str, Any]] | pa.Table) -> None:
-        """Insert rows, replacing those whose key already exists."""
-        writes.upsert(self.table(table), table, rows)
+        """Insert rows, replacing those whose key already exists (whole rows: for tables
+        whose rows one step owns; shared tables use `update_columns`)."""
+        data = writes.prepare(table, rows)
+        if data.num_rows:
+            with self.writing(table) as tbl:
+                writes.upsert(tbl, TABLES[table][1], data)
+
+    def update_columns(
+        self, table: str, rows: list[dict[str, Any]] | pa.Table, columns: list[str]
+    ) -> int:
+        """Set only `columns` of the rows with these keys (merge on the key); every other
+        column keeps the value it has at write time, and keys not in the table are skipped.
+
+        The write of a step on rows others change too (MCQs, QAs): it never reverts a review
+        made while it ran. Returns how many rows were updated."""
+        data = writes.column_data(table, rows, columns)
+        if data.num_rows == 0 or not self._exists(table):
+            return 0
+        with self.writing(table) as tbl:
+            return writes.update_columns(tbl, TABLES[table][1], data)
 
     def update_where(self, table: str, where: str, values: dict[str, Any]) -> None:
-        writes.update_where(self.table(table), where, values)
+        with self.writing(table) as tbl:
+            tbl.update(where=where, values=values)
 
-    def append(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def delete(self, table: str, where: str) -> None:
+        if self._exists(table):
+            with self.writing(table) as tbl:
+                tbl.delete(where)
+
+    def append(self, table: str, rows: list[dict[str, Any]] | pa.Table) -> None:
         """Plain append, for tables whose rows are never rewritten (decisions, edges of a run)."""
-        writes.append(self.table(table), table, rows)
+        data = writes.to_arrow(table, rows)
+        if data.num_rows:
+            with self.writing(table) as tbl:
+                tbl.add(data)
 
     def write_embeddings(
         self,
@@ -103,17 +201,48 @@ class Store:
         figure_ids: list[str] | None = None,
     ) -> None:
         """Upsert one vector per item into the embedding table of `space` (created on demand)."""
-        writes.upsert_embeddings(self, space, item_ids, vectors, model, figure_ids)
+        matrix = writes.check_vectors(item_ids, vectors)
+        if not item_ids:
+            return
+        schema = embedding_model(matrix.shape[1]).to_arrow_schema()
+        data = writes.embedding_data(
+            item_ids, matrix, model, figure_ids, schema.field("vector").type
+        )
+        with self.writing(EMBEDDING_PREFIX + space, schema) as tbl:
+            if tbl.count_rows() == 0:
+                tbl.add(data)
+            else:
+                writes.upsert(tbl, "item_id", data)
 
     def optimize(self) -> None:
         """Compact small fragments left by many batched writes; safe to call any time."""
         for name in self.table_names():
-            with contextlib.suppress(Exception):
-                self.db.open_table(name).optimize()
+            with contextlib.suppress(Exception), self.writing(name, self._schema_of(name)) as tbl:
+                tbl.optimize()
+
+    def _schema_of(self, name: str) -> pa.Schema:
+        return arrow_schema(name) if name in TABLES else self.db.open_table(name).schema
+
+    # ------------------------------------------------------------------ presence
+    @contextlib.contextmanager
+    def presence(self, name: str) -> Iterator[None]:
+        """Hold a lock named `name` while the block runs (e.g. a step's run id); the kernel
+        releases it when this process dies, so `is_present` tells live from dead."""
+        path = locks.presence_lock(self.path, name)
+        try:
+            with locks.hold(path):
+                yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def is_present(self, name: str) -> bool:
+        return locks.is_held(locks.presence_lock(self.path, name))
 
     # ------------------------------------------------------------------ reads
     def count(self, table: str, where: str | None = None) -> int:
-        return queries.count(self.table(table), where)
+        with self.errors(table, "read"):
+            return queries.count(self.table(table), where)
 
     def rows(
         self, table: str, where: str | None = None, columns: list[str] | None = None
@@ -133,34 +262,57 @@ class Store:
         offset: int = 0,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        return queries.page(
-            self.table(table), where=where, columns=columns, offset=offset, limit=limit
-        )
+        with self.errors(table, "read"):
+            return queries.page(
+                self.table(table), where=where, columns=columns, offset=offset, limit=limit
+            )
 
     def get(
         self, table: str, item_id: str, columns: list[str] | None = None
     ) -> dict[str, Any] | None:
         key = TABLES[table][1]
-        return queries.by_key(self.table(table), key, item_id, columns)
+        with self.errors(table, "read"):
+            return queries.by_key(self.table(table), key, item_id, columns)
 
     def get_many(
         self, table: str, item_ids: list[str], columns: list[str] | None = None
     ) -> list[dict[str, Any]]:
         key = TABLES[table][1]
-        return queries.by_keys(self.table(table), key, item_ids, columns)
+        with self.errors(table, "read"):
+            return queries.by_keys(self.table(table), key, item_ids, columns)
 
     def ids(self, table: str, where: str | None = None) -> set[str]:
         key = TABLES[table][1]
-        return queries.column_values(self.table(table), key, where)
+        with self.errors(table, "read"):
+            return queries.column_values(self.table(table), key, where)
 
     def nearest(
         self, space: str, vector, k: int = 10, where: str | None = None
     ) -> list[dict[str, Any]]:
-        return queries.nearest(self.embedding_table(space), vector, k, where)
+        with self.errors(EMBEDDING_PREFIX + space, "read"):
+            return queries.nearest(self.embedding_table(space), vector, k, where)
 
     def counts(self) -> dict[str, int]:
         return {name: self.count(name) for name in TABLES}
 
 
-def open_store(path: Path | str, *, fresh_after_s: float | None = None) -> Store:
-    return Store(Path(path), fresh_after_s=fresh_after_s)
+def _check_folder(path: Path, create: bool) -> None:
+    if is_store(path):
+        return
+    if not create:
+        what = "does not exist" if not path.exists() else "is not a microvqa store"
+        raise StoreError(
+            f"{path} {what}",
+            hint="point --store at a store; `microvqa ingest SOURCE` creates one",
+        )
+    if path.is_dir() and any(path.iterdir()):
+        raise StoreError(
+            f"{path} is a folder with other files, not a microvqa store",
+            hint="choose a new or empty folder for the store",
+        )
+
+
+def open_store(
+    path: Path | str, *, fresh_after_s: float | None = None, create: bool = True
+) -> Store:
+    return Store(Path(path), fresh_after_s=fresh_after_s, create=create)

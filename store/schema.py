@@ -16,6 +16,11 @@ from pydantic import Field
 
 from microvqa_tui.vocabulary import DUP_PENDING, REVIEW_UNREVIEWED, STATUS_PENDING
 
+# Columns that hold human review state. They have one owner, the review service
+# (`microvqa_tui.services.review` and the duplicate-group rules it applies): a pipeline step
+# never writes them, so a step running while someone reviews cannot revert a decision.
+REVIEW_COLUMNS: dict[str, tuple[str, ...]] = {"mcqs": ("review",)}
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -153,7 +158,7 @@ class Run(LanceModel):
 
     run_id: str
     step: str
-    status: str  # running | done | failed | cancelled
+    status: str  # running | done | failed | cancelled | interrupted
     started_at: datetime
     finished_at: datetime | None = None
     config_json: str = "{}"

@@ -2,6 +2,11 @@
 
 Every table is keyed by a content-addressed id, so writing the same batch twice is a no-op:
 an interrupted ingest or stage can simply be re-run.
+
+The functions here turn rows into Arrow data of the table's schema (`prepare`,
+`column_data`) and apply it to a LanceDB table handle; `store.db.Store` runs each apply
+under the table's write lock on the table's latest version, which is what keeps two
+concurrent writers from both inserting the same key.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from store.schema import TABLES, arrow_schema
+from microvqa_tui.errors import StoreError
+from store.schema import REVIEW_COLUMNS, TABLES, arrow_schema
 
 
 def to_arrow(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
@@ -23,7 +29,7 @@ def to_arrow(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
     return pa.Table.from_pylist(filled, schema=schema)
 
 
-def _unique_by_key(data: pa.Table, key: str) -> pa.Table:
+def unique_by_key(data: pa.Table, key: str) -> pa.Table:
     """Keep the first row of each key: merge-insert needs unique keys within a batch."""
     keys = data.column(key).to_pylist()
     if len(set(keys)) == len(keys):
@@ -37,12 +43,37 @@ def _unique_by_key(data: pa.Table, key: str) -> pa.Table:
     return data.take(keep)
 
 
-def insert_new(tbl, table: str, rows: list[dict[str, Any]] | pa.Table) -> int:
-    data = to_arrow(table, rows)
-    if data.num_rows == 0:
-        return 0
+def prepare(table: str, rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
+    """Whole rows of `table`, one per key."""
+    return unique_by_key(to_arrow(table, rows), TABLES[table][1])
+
+
+def column_data(table: str, rows: list[dict[str, Any]] | pa.Table, columns: list[str]) -> pa.Table:
+    """The key and `columns` of `rows` (dicts or Arrow), typed as in the table's schema.
+
+    Review columns are refused: they have one owner, the review service, which writes them
+    with `update_where` and records each change in `decisions`."""
+    schema = arrow_schema(table)
     key = TABLES[table][1]
-    data = _unique_by_key(data, key)
+    unknown = [c for c in columns if c not in schema.names or c == key]
+    if unknown or not columns:
+        raise StoreError(f"cannot update columns {unknown or columns} of table {table}")
+    owned = sorted(set(columns) & set(REVIEW_COLUMNS.get(table, ())))
+    if owned:
+        raise StoreError(
+            f"columns {owned} of {table} belong to the review service",
+            hint="steps write their own columns only; review decisions go through Reviewer",
+        )
+    names = [key, *columns]
+    fields = pa.schema([schema.field(n) for n in names])
+    if isinstance(rows, pa.Table):
+        data = rows.select(names).cast(fields)
+    else:
+        data = pa.Table.from_pylist([{n: row[n] for n in names} for row in rows], schema=fields)
+    return unique_by_key(data, key)
+
+
+def insert_new(tbl, key: str, data: pa.Table) -> int:
     before = tbl.count_rows()
     if before == 0:
         tbl.add(data)
@@ -51,38 +82,21 @@ def insert_new(tbl, table: str, rows: list[dict[str, Any]] | pa.Table) -> int:
     return tbl.count_rows() - before
 
 
-def upsert(tbl, table: str, rows: list[dict[str, Any]] | pa.Table) -> None:
-    data = to_arrow(table, rows)
-    if data.num_rows == 0:
-        return
-    key = TABLES[table][1]
-    data = _unique_by_key(data, key)
-    (tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data))
+def upsert(tbl, key: str, data: pa.Table) -> None:
+    tbl.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data)
 
 
-def append(tbl, table: str, rows: list[dict[str, Any]]) -> None:
-    data = to_arrow(table, rows)
-    if data.num_rows:
-        tbl.add(data)
+def update_columns(tbl, key: str, data: pa.Table) -> int:
+    """Merge on `key`, setting only the columns `data` has; keys not in the table are skipped."""
+    result = tbl.merge_insert(key).when_matched_update_all().execute(data)
+    return int(getattr(result, "num_updated_rows", data.num_rows))
 
 
-def update_where(tbl, where: str, values: dict[str, Any]) -> None:
-    tbl.update(where=where, values=values)
-
-
-def upsert_embeddings(
-    store, space: str, item_ids: list[str], vectors, model: str, figure_ids=None
-) -> None:
+def embedding_data(item_ids: list[str], vectors, model: str, figure_ids, vector_type) -> pa.Table:
     import numpy as np
 
     matrix = np.asarray(vectors, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != len(item_ids):
-        raise ValueError(f"expected {len(item_ids)} vectors, got array of shape {matrix.shape}")
-    if not item_ids:
-        return
     dim = matrix.shape[1]
-    tbl = store.embedding_table(space, dim)
-    vector_type = tbl.schema.field("vector").type
     data = pa.table(
         {
             "item_id": pa.array(item_ids, pa.string()),
@@ -93,10 +107,13 @@ def upsert_embeddings(
             "model": pa.array([model] * len(item_ids), pa.string()),
         }
     )
-    data = _unique_by_key(data, "item_id")
-    if tbl.count_rows() == 0:
-        tbl.add(data)
-    else:
-        tbl.merge_insert("item_id").when_matched_update_all().when_not_matched_insert_all().execute(
-            data
-        )
+    return unique_by_key(data, "item_id")
+
+
+def check_vectors(item_ids: list[str], vectors):
+    import numpy as np
+
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != len(item_ids):
+        raise ValueError(f"expected {len(item_ids)} vectors, got array of shape {matrix.shape}")
+    return matrix

@@ -152,3 +152,31 @@ def test_sigterm_leaves_a_cancelled_run_record_not_a_running_one(tmp_path):
     assert [(r["step"], r["status"], r["message"]) for r in runs] == [
         ("slow", "cancelled", "interrupted")
     ]
+
+
+def test_reads_never_create_tables_and_writes_do(tmp_path):
+    from store import open_store
+
+    store = open_store(tmp_path / "s")
+    assert store.count("figures") == 0 and store.rows("mcqs") == []
+    assert store.table("captions").count_rows() == 0
+    assert store.table_names() == []  # nothing written by reading
+    store.insert_new("captions", [caption_row("f", "written")])
+    assert store.table_names() == ["captions"]
+
+
+def test_a_folder_that_is_not_a_store_is_refused(tmp_path):
+    from microvqa_tui.errors import StoreError
+    from store import open_store
+
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(tmp_path / "missing", create=False)
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "file.txt").write_text("not a store")
+    for create in (False, True):
+        with pytest.raises(StoreError, match="not a microvqa store"):
+            open_store(tmp_path / "other", create=create)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["file.txt"]
+    open_store(tmp_path / "new").insert_new("captions", [caption_row("f", "x")])
+    assert open_store(tmp_path / "new", create=False).count("captions") == 1

@@ -1,5 +1,10 @@
 """Run records: every step execution is written to the `runs` table with its config, models,
-counts and timings, and its final status (done, failed, cancelled)."""
+counts and timings, and its final status (done, failed, cancelled).
+
+A run killed outright (SIGKILL, a crash, power loss) cannot write its status; the next run of
+the same step marks it `interrupted`. A run holds a presence lock (`Store.presence`) while it
+runs, which the kernel releases when its process dies, so a run still going in another
+process is told apart from a dead one."""
 
 from __future__ import annotations
 
@@ -12,9 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.errors import Cancelled
-from microvqa_tui.vocabulary import RUN_CANCELLED, RUN_DONE, RUN_FAILED, RUN_RUNNING
+from microvqa_tui.vocabulary import (
+    RUN_CANCELLED,
+    RUN_DONE,
+    RUN_FAILED,
+    RUN_INTERRUPTED,
+    RUN_RUNNING,
+)
 from store import Store
+from store.queries import quote
 from store.schema import utcnow
+
+INTERRUPTED = "the process running this step ended without closing the run (killed or crashed)"
 
 
 @dataclass
@@ -48,7 +62,13 @@ def record_run(
         "started_at": started_at,
         "config_json": json.dumps(record.config, default=str),
     }
-    store.upsert("runs", [{**base, "status": RUN_RUNNING}])
+    mark_interrupted(store, step)
+    with store.presence(record.run_id):
+        store.upsert("runs", [{**base, "status": RUN_RUNNING}])
+        yield from _run_body(store, record, base)
+
+
+def _run_body(store: Store, record: RunRecord, base: dict[str, Any]) -> Iterator[RunRecord]:
     clock = time.perf_counter()
     status = RUN_DONE
     try:
@@ -78,3 +98,17 @@ def record_run(
                 }
             ],
         )
+
+
+def mark_interrupted(store: Store, step: str) -> list[str]:
+    """Mark the runs of `step` left `running` by a dead process as `interrupted`; returns
+    their ids. The update re-checks the status, so a run that closed meanwhile keeps its own."""
+    rows = store.rows("runs", f"step = {quote(step)} AND status = '{RUN_RUNNING}'", ["run_id"])
+    dead = [row["run_id"] for row in rows if not store.is_present(row["run_id"])]
+    for run_id in dead:
+        store.update_where(
+            "runs",
+            f"run_id = {quote(run_id)} AND status = '{RUN_RUNNING}'",
+            {"status": RUN_INTERRUPTED, "message": INTERRUPTED},
+        )
+    return dead

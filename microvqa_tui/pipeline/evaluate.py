@@ -290,7 +290,7 @@ def _store_items(
     from microvqa_tui.pipeline.export.select import select_mcqs
     from store import open_store
 
-    store = open_store(path)
+    store = open_store(path, create=False)
     selection = select_mcqs(store)
     rows = selection.mcqs[:limit] if limit else selection.mcqs
     images: dict[str, bytes] = {}

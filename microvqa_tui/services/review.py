@@ -207,7 +207,8 @@ class Reviewer:
         changes = {name: [row.get(name), new[name]] for name in changed}
         record = self._record(kind.item_type, item_id, EDIT, changes, note)
         self._write([record])
-        self.store.upsert(kind.table, [new])
+        # only the edited columns: a step writing its own columns meanwhile is not reverted
+        self.store.update_columns(kind.table, [new], changed)
         return record
 
     # ------------------------------------------------------------------ bulk
@@ -408,12 +409,12 @@ class Reviewer:
         if not before:
             return
         kind = item_kind(target.item_type)
-        if set(before) == {kind.review_field}:
-            self._set(kind, [target.item_id], kind.review_field, before[kind.review_field])
-            return
-        row = self.store.get(kind.table, target.item_id)
-        if row is not None:
-            self.store.upsert(kind.table, [{**row, **before}])
+        if kind.review_field in before:
+            self._set(kind, [target.item_id], kind.review_field, before.pop(kind.review_field))
+        if before:
+            self.store.update_columns(
+                kind.table, [{kind.key: target.item_id, **before}], list(before)
+            )
 
     # ------------------------------------------------------------------ reads
     def history(

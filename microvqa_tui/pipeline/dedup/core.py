@@ -572,7 +572,7 @@ def run_dedup(
     if against is not None:
         from store import open_store
 
-        other = against if isinstance(against, Store) else open_store(Path(against))
+        other = against if isinstance(against, Store) else open_store(Path(against), create=False)
         if Path(other.path).resolve() == Path(store.path).resolve():
             raise PipelineError("--against names this same store", hint="give another store folder")
     since = _run_started(store, since_run) if since_run else None
@@ -803,9 +803,10 @@ def _supersede(
             stale.append(group["group_id"])
     for start in range(0, len(stale), 500):
         chunk = stale[start : start + 500]
+        # only groups still pending now: a decision taken while dedup ran stays
         store.update_where(
             "dup_groups",
-            f"group_id IN ({', '.join(quote(g) for g in chunk)})",
+            f"decision = {quote(DUP_PENDING)} AND group_id IN ({', '.join(quote(g) for g in chunk)})",
             {"decision": DUP_SUPERSEDED},
         )
     return len(stale)

@@ -46,6 +46,7 @@ from store.db import EMBEDDING_PREFIX
 
 STEP = "graph"
 WRITE_BATCH = 200_000
+QA_COLUMNS = ["status", "reason", "score"]  # the QA columns this step owns
 
 
 @dataclass
@@ -293,29 +294,19 @@ def _signal_json(signals: SignalTable, extra: dict[str, np.ndarray] | None = Non
 
 
 def _write_qas(store: Store, inputs: GraphInputs, scores, keep, reasons) -> None:
-    table = store.table("qas")
-    full = table.search().limit(table.count_rows()).to_arrow()
-    pos = _positions(full.column("qa_id"), inputs.qa_ids)
-    if (pos < 0).any():  # QAs added while the graph ran: leave them as they are
-        full = full.filter(pa.array(pos >= 0))
-        pos = pos[pos >= 0]
-    status = np.where(keep[pos], STATUS_KEPT, STATUS_HELD_OUT)
-    reason_arr = np.asarray(reasons, dtype=object)[pos]
-    schema = full.schema
-    full = full.set_column(
-        schema.get_field_index("status"), "status", pa.array(status.tolist(), pa.string())
-    )
-    full = full.set_column(
-        schema.get_field_index("reason"), "reason", pa.array(reason_arr.tolist(), pa.string())
-    )
-    score_field = schema.field("score")
-    full = full.set_column(
-        schema.get_field_index("score"),
-        score_field,
-        pa.array(scores[pos].astype(np.float64), score_field.type),
+    """Write the graph's own QA columns only, so a reviewer's edit made meanwhile stays;
+    QAs added while the graph ran are not in `inputs` and are left as they are."""
+    status = np.where(keep, STATUS_KEPT, STATUS_HELD_OUT)
+    full = pa.table(
+        {
+            "qa_id": pa.array(list(inputs.qa_ids), pa.string()),
+            "status": pa.array(status.tolist(), pa.string()),
+            "reason": pa.array(list(reasons), pa.string()),
+            "score": pa.array(np.asarray(scores, np.float64)),
+        }
     )
     for start in range(0, full.num_rows, WRITE_BATCH):
-        store.upsert("qas", full.slice(start, WRITE_BATCH))
+        store.update_columns("qas", full.slice(start, WRITE_BATCH), QA_COLUMNS)
 
 
 def _edge_table(

@@ -56,6 +56,13 @@ from store import Store
 
 STEP = "select"
 KEY = "select"
+# The MCQ columns this step owns: its writes set these and nothing else, so a review (or an
+# edit) made while it runs stays. The wording columns are written only for the items whose
+# shortcut rewrite or CoT regeneration changed them.
+POLICY_COLUMNS = ["status", "reason", "difficulty_tier"]
+MEASURE_COLUMNS = ["bloom_level", "bloom_confidence", "image_free_pass_rate", "pass_rate"]
+CHECK_COLUMNS = [*POLICY_COLUMNS, *MEASURE_COLUMNS, "params_json", "run_id"]
+WORDING_COLUMNS = ["question", "choices", "cot"]
 TEMPLATES = {
     "answer": "answer_image_free.md",
     "difficulty": "answer_difficulty.md",
@@ -327,10 +334,14 @@ def run_select(
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start : start + cfg.batch_size]
                 done: list[dict] = []
+                reworded: list[dict] = []
                 try:
                     for row in batch:
                         cancel.check()
+                        wording = [row[c] for c in WORDING_COLUMNS]
                         result = checker.check(row, captions.get(row["mcq_id"], ""))
+                        if [row[c] for c in WORDING_COLUMNS] != wording:
+                            reworded.append(row)
                         params = params_of(row)
                         params[KEY] = result
                         row["params_json"] = json.dumps(params, ensure_ascii=False)
@@ -344,8 +355,8 @@ def run_select(
                             )
                         progress.advance()
                 finally:
-                    if done:
-                        store.upsert("mcqs", done)
+                    store.update_columns("mcqs", done, CHECK_COLUMNS)
+                    store.update_columns("mcqs", reworded, WORDING_COLUMNS)
             progress.start("Selection · policy", None)
             outcome = apply_and_write_policy(store, cfg, version, record.run_id)
         finally:
@@ -383,8 +394,7 @@ def apply_and_write_policy(
             row["status"], row["reason"] = STATUS_HELD_OUT, outcome.held_out[row["mcq_id"]]
         if (row["status"], row["reason"], row["difficulty_tier"]) != before:
             changed.append(row)
-    if changed:
-        store.upsert("mcqs", changed)
+    store.update_columns("mcqs", changed, POLICY_COLUMNS)
     return outcome
 
 

@@ -268,7 +268,7 @@ def _write(store: Store, rows: list[dict[str, Any]]) -> None:
             f"available = false AND {in_list('item_id', items)} AND {in_list('name', names)} "
             f"AND NOT {in_list('signal_id', keep)}"
         )
-        store.table("signals").delete(where)
+        store.delete("signals", where)
 
 
 def _coverage(store: Store, qa_ids: list[str], names: list[str]) -> dict[str, float]:

@@ -36,6 +36,7 @@ STATUS_STYLE = {
     "running": "$accent",
     "failed": "$error",
     "cancelled": "$warning",
+    "interrupted": "$warning",
     "never run": "$text-muted",
 }
 COUNT_TABLES = (
