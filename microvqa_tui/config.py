@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from microvqa_tui.engines.settings import EngineSettings
 from microvqa_tui.errors import ConfigError
 from microvqa_tui.pipeline.dedup.settings import DedupSettings
 from microvqa_tui.pipeline.graph.settings import GraphSettings
@@ -145,6 +146,7 @@ class Settings(BaseSettings):
     mcq: MCQSettings = Field(default_factory=MCQSettings)
     select: SelectSettings = Field(default_factory=SelectSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     # The TOML file is chosen at load time (see `load_settings`).
     _toml_file: Path | None = None
