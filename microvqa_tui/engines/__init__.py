@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.engines.settings import EngineSettings, engine_settings
-from microvqa_tui.pipeline.batchstep import Engine
+
+if TYPE_CHECKING:  # the settings module is imported at CLI start: nothing heavy here
+    from microvqa_tui.pipeline.batchstep import Engine
+
+ENGINES = ("local", "ray")
 
 __all__ = ["EngineSettings", "engine_for", "engine_settings"]
 
@@ -29,4 +33,4 @@ def engine_for(settings: Any, kind: str | None = None) -> Engine:
         return RayEngine(cfg)
     from microvqa_tui.errors import ConfigError
 
-    raise ConfigError(f"unknown engine {kind!r}", hint="engines: local, ray")
+    raise ConfigError(f"unknown engine {kind!r}", hint=f"engines: {', '.join(ENGINES)}")

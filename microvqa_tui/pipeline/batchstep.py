@@ -17,8 +17,8 @@ ships them). `write` is idempotent (an upsert keyed by item), so a batch written
 written once. An engine (`microvqa_tui.engines`) moves item batches to `process` and
 results back to `write` as each batch finishes: a killed driver loses only batches in flight.
 
-A step object is pickled to the workers: keep loaded models out of its pickled state
-(`__getstate__` below drops attributes listed in `worker_state`).
+A step object is pickled to the workers with what `pending` settled (e.g. model ids), but
+without its loaded models: the dicts named in `worker_state` arrive empty.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class BatchStep(ABC, Generic[K, I, R]):
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]] = ()  # tables
     writes: ClassVar[tuple[str, ...]] = ()
-    # Attributes set by `load` (models): not shipped to workers, rebuilt there by `load`.
+    # Dicts filled by `load` (e.g. role -> model): they arrive empty on a worker, which
+    # fills them with its own `load`.
     worker_state: ClassVar[tuple[str, ...]] = ()
 
     # -------------------------------------------------------------- driver side
@@ -92,6 +93,10 @@ class BatchStep(ABC, Generic[K, I, R]):
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self.worker_state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.update({name: {} for name in self.worker_state})
 
 
 @dataclass
