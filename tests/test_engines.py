@@ -3,6 +3,7 @@ SIGKILLed Ray driver followed by a re-run ends with the store of an uninterrupte
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,21 +112,96 @@ def reference(tmp_path_factory):
     return _contents(store)
 
 
+def _env(path) -> dict[str, str]:
+    """The environment of a CLI or driver subprocess: this checkout first on the path."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path]),
+        "MICROVQA_STORE": str(path),
+    }
+
+
+def test_a_step_without_a_ray_engine_refuses_it(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "microvqa_tui", "run", "graph", "--engine", "ray"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path / "store"),
+    )
+    assert out.returncode == 1
+    assert "cannot run on the ray engine" in out.stderr and "Traceback" not in out.stderr
+
+
 @pytest.mark.slow
-def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, local_ray, reference):
+def test_cli_run_on_ray_writes_what_the_local_engine_writes(tmp_path, local_ray, reference):
     from store import open_store
 
-    store = open_store(tmp_path / "store")
-    _fill(store, extra_captions=40)
-    report = run_embed(store, _settings(tmp_path / "store", "ray")).to_dict()
+    path = tmp_path / "store"
+    _fill(open_store(path), extra_captions=40)
+    env = {
+        **_env(path),
+        "MICROVQA_EMBED__SPACES": json.dumps(SPACES),
+        "MICROVQA_EMBED__BATCH_SIZE": "3",
+        "MICROVQA_ENGINE__ACTORS": "2",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "microvqa_tui",
+            "run",
+            "embed",
+            "--ray-address",
+            local_ray,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
     assert {k: v["embedded"] for k, v in report["spaces"].items()} == {
         "text_caption": 46,
         "text_qa": 3,
         "pixel_image": 6,
     }
+    store = open_store(path)
     _assert_same(reference, _contents(store))
     run = store.get("runs", report["run_id"])
     assert run["status"] == "done" and '"engine": "ray"' in run["config_json"]
+
+
+@pytest.mark.slow
+def test_cancel_on_ray_keeps_finished_batches_and_a_rerun_completes(tmp_path, local_ray, reference):
+    from microvqa_tui.errors import Cancelled
+    from microvqa_tui.progress import CancelToken
+    from store import open_store
+
+    path = tmp_path / "store"
+    store = open_store(path)
+    _fill(store, extra_captions=40)
+    token = CancelToken()
+
+    class CancelAfterFirst:  # as the TUI's cancel key or Ctrl-C would, once a batch is in
+        def start(self, description, total):
+            pass
+
+        def log(self, message):
+            pass
+
+        def advance(self, amount=1):
+            token.cancel()
+
+    settings = _settings(path, "ray", local_ray)
+    with pytest.raises(Cancelled):
+        run_embed(store, settings, progress=CancelAfterFirst(), cancel=token)
+    written = sum(len(v) for v in _contents(open_store(path)).values())
+    assert 0 < written < sum(len(v) for v in reference.values())
+    runs = open_store(path).rows("runs", columns=["status", "counts_json"])
+    assert [r["status"] for r in runs] == ["cancelled"]
+    assert run_embed(open_store(path), settings).to_dict()["spaces"]["pixel_image"]["items"] == 6
+    _assert_same(reference, _contents(open_store(path)))
 
 
 DRIVER = """
@@ -155,13 +231,12 @@ def test_killed_ray_driver_then_rerun_equals_an_uninterrupted_run(tmp_path, loca
     path = tmp_path / "store"
     _fill(open_store(path), extra_captions=40)
     script = textwrap.dedent(DRIVER).replace("{spaces!r}", repr(SPACES))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
     driver = subprocess.Popen(
         [sys.executable, "-c", script, str(path), local_ray],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=env,
+        env=_env(path),
     )
     try:
         line = driver.stdout.readline()  # the first batch is in the store
