@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from microvqa_tui.engines.settings import EngineSettings, engine_settings
 
 if TYPE_CHECKING:  # the settings module is imported at CLI start: nothing heavy here
-    from microvqa_tui.pipeline.batchstep import Engine
+    from microvqa_tui.engines.base import Engine
 
 ENGINES = ("local", "ray")
 

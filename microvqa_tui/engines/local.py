@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from microvqa_tui.pipeline.batchstep import BatchStep, Done
+from microvqa_tui.engines.base import Done, Worker
 from microvqa_tui.progress import CancelToken
 
 
@@ -17,7 +17,7 @@ class LocalEngine:
 
     def run(
         self,
-        step: BatchStep[Any, Any, Any],
+        step: Worker,
         settings: Any,
         batches: Iterable[list[Any]],
         cancel: CancelToken,

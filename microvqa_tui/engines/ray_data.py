@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from microvqa_tui.engines.base import Done, Worker
 from microvqa_tui.engines.settings import EngineSettings
-from microvqa_tui.pipeline.batchstep import BatchStep, Done
 from microvqa_tui.progress import CancelToken
 
 
@@ -40,7 +41,7 @@ class RayEngine:
 
     def run(
         self,
-        step: BatchStep[Any, Any, Any],
+        step: Worker,
         settings: Any,
         batches: Iterable[list[Any]],
         cancel: CancelToken,
@@ -66,11 +67,13 @@ def connect(cfg: EngineSettings) -> bool:
     if ray.is_initialized():
         return False
     quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, **quiet)
-    else:
-        cpus = cfg.local_cpus or os.cpu_count() or 1
-        ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+    with warnings.catch_warnings():  # Ray fork-execs its processes: nothing of lancedb runs
+        warnings.filterwarnings("ignore", "lancedb fork support", RuntimeWarning)
+        if cfg.ray_address:
+            ray.init(address=cfg.ray_address, **quiet)
+        else:
+            cpus = cfg.local_cpus or os.cpu_count() or 1
+            ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
     _quiet_ray_data()
     return True
 
@@ -112,7 +115,7 @@ def _windows(batches: Iterable[list[Any]], items: int) -> Iterator[list[list[Any
 class StepActor:
     """One actor of the pool: the step with its models loaded once."""
 
-    def __init__(self, step: BatchStep[Any, Any, Any], settings: Any) -> None:
+    def __init__(self, step: Worker, settings: Any) -> None:
         step.load(settings)
         self.step = step
 
@@ -127,7 +130,7 @@ class StepActor:
 
 
 def _run_window(
-    step: BatchStep[Any, Any, Any],
+    step: Worker,
     settings: Any,
     window: list[list[Any]],
     pool: dict[str, Any],

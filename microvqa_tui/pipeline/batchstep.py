@@ -26,10 +26,11 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from microvqa_tui.engines.base import Engine
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 
@@ -82,6 +83,11 @@ class BatchStep(ABC, Generic[K, I, R]):
     def report(self, run_id: str, pending: Pending[K], counts: Counter[str], seconds: float) -> Any:
         """The step's report (has `to_dict()`), from what was pending and the totals."""
 
+    def run_counts(self, report: Any) -> dict[str, Any]:
+        """What the run row records as counts (default: the report less id and time)."""
+        out = report.to_dict()
+        return {k: v for k, v in out.items() if k not in ("run_id", "seconds")}
+
     # -------------------------------------------------------------- worker side
     @abstractmethod
     def load(self, settings: Any) -> None:
@@ -97,29 +103,6 @@ class BatchStep(ABC, Generic[K, I, R]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.update({name: {} for name in self.worker_state})
-
-
-@dataclass
-class Done:
-    """A finished batch, as an engine yields it: its results and how many items it had."""
-
-    results: list[Any]
-    size: int
-
-
-class Engine(Protocol):
-    """Runs `step.process` over batches; yields each finished batch (any order)."""
-
-    name: str
-    batch_size: int  # items per batch; 0 = the step's own
-
-    def run(
-        self,
-        step: BatchStep[Any, Any, Any],
-        settings: Any,
-        batches: Iterable[list[Any]],
-        cancel: CancelToken,
-    ) -> Iterator[Done]: ...
 
 
 def run_batch_step(
@@ -158,7 +141,7 @@ def run_batch_step(
         finally:
             seconds = time.perf_counter() - clock
             report = step.report(run.run_id, pending, totals, seconds)
-            run.counts = _run_counts(report)
+            run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))
     return report
 
@@ -177,11 +160,6 @@ def _item_batches(
         items = step.read(store, keys[start : start + size])
         if items:
             yield items
-
-
-def _run_counts(report: Any) -> dict[str, Any]:
-    out = report.to_dict()
-    return {k: v for k, v in out.items() if k not in ("run_id", "seconds")}
 
 
 def _rates(items: int, seconds: float) -> dict[str, float]:

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from microvqa_tui.pipeline.batchstep import BatchStep, Engine, Pending, run_batch_step
+from microvqa_tui.engines import engine_for
+from microvqa_tui.engines.base import Engine
+from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.signals.settings import EMBED_SPACES, EmbedSettings, embed_settings
 from microvqa_tui.pipeline.step import load_model, model_name, to_jsonable
 from microvqa_tui.progress import CancelToken, ProgressReporter
@@ -333,6 +335,11 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
             )
         return EmbedReport(run_id, spaces, dict(pending.unavailable), seconds)
 
+    def run_counts(self, report: EmbedReport) -> dict[str, Any]:
+        """Per space its counts, and the unavailable roles (the run row's shape)."""
+        counts = {k: to_jsonable(v) for k, v in report.spaces.items()}
+        return {**counts, "unavailable": dict(report.unavailable)}
+
 
 def _configured_spaces(settings: Any) -> list[Space]:
     cfg = embed_settings(settings)
@@ -358,8 +365,6 @@ def run_embed(
     `models` provides `get_text(settings)` / `get_clip(settings)` (default: the registry);
     the `pixel` descriptor is built in. `engine` defaults to the one in `settings.engine`.
     """
-    from microvqa_tui.engines import engine_for
-
     return run_batch_step(
         EmbedStep(models),
         store,
