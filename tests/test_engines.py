@@ -194,9 +194,11 @@ def test_cancel_on_ray_keeps_finished_batches_and_a_rerun_completes(tmp_path, lo
             token.cancel()
 
     settings = _settings(path, "ray", local_ray)
-    with pytest.raises(Cancelled):
+    with pytest.raises(Cancelled) as stopped:
         run_embed(store, settings, progress=CancelAfterFirst(), cancel=token)
     written = sum(len(v) for v in _contents(open_store(path)).values())
+    done = stopped.value.report.to_dict()["spaces"]
+    assert sum(s["embedded"] for s in done.values()) == written
     assert 0 < written < sum(len(v) for v in reference.values())
     runs = open_store(path).rows("runs", columns=["status", "counts_json"])
     assert [r["status"] for r in runs] == ["cancelled"]

@@ -23,6 +23,7 @@ without its loaded models: the dicts named in `worker_state` arrive empty.
 
 from __future__ import annotations
 
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from microvqa_tui.engines.base import Engine
+from microvqa_tui.errors import Cancelled
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 
@@ -143,6 +145,9 @@ def run_batch_step(
             report = step.report(run.run_id, pending, totals, seconds)
             run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))
+            stopped = sys.exc_info()[1]
+            if isinstance(stopped, Cancelled):  # what was done, for the TUI's cancelled line
+                stopped.report = report  # type: ignore[attr-defined]
     return report
 
 
