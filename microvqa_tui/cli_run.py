@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from microvqa_tui.cli import JsonFlag, app, console, emit_json, state
 from microvqa_tui.cli_progress import RichProgress
-from microvqa_tui.pipeline.steps import STEPS, run_step
+from microvqa_tui.pipeline.steps import STEPS, run_step, with_engine
 from microvqa_tui.progress import CancelToken
 
 STEP_HELP = "; ".join(f"{s.name}: {s.description}" for s in STEPS)
@@ -20,10 +20,20 @@ FUNNEL_AFTER = ("graph", "mcq", "select")
 @app.command("run")
 def run_command(
     step: Annotated[str, typer.Argument(help=f"The step to run. {STEP_HELP}")],
+    engine: Annotated[
+        Literal["local", "ray"] | None,
+        typer.Option(help="Where batches run: local (this process) or ray (Ray actors)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to use (implies --engine ray); default: a local Ray."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run one pipeline step; a re-run resumes where the last one stopped."""
     settings = state.settings()
+    if engine or ray_address:
+        settings = with_engine(step, settings, engine or "ray", ray_address)
     store = state.open_store(settings)
     progress = RichProgress(console, enabled=not as_json)
     cancel = CancelToken()

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from microvqa_tui.config.dedup import DedupSettings
+from microvqa_tui.config.engine import EngineSettings
 from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.config.sections import Section
@@ -140,6 +141,7 @@ class Settings(BaseSettings):
     mcq: MCQSettings = Field(default_factory=MCQSettings)
     select: SelectSettings = Field(default_factory=SelectSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     # The TOML file is chosen at load time (see `load_settings`).
     _toml_file: Path | None = None

@@ -349,6 +349,12 @@ def _model_id(r: Resolved) -> str:
     return r.model
 
 
+def stored_model_id(role: str, settings: Any = None) -> str:
+    """The id `role`'s model stores with its outputs, known without loading it (as a
+    distributed run's driver needs); ModelMissingError when the model is absent."""
+    return _model_id(_present(role, _models(settings)))
+
+
 def _present(role: str, ms: Any) -> Resolved:
     r = _resolve(role, ms)
     if not r.present:

