@@ -87,7 +87,7 @@ class ExportScreen(BaseScreen):
             yield Label("Output folder", classes="form-label")
             yield Input(DEFAULT_OUT, id="export-out")
             yield Checkbox(
-                "overwrite the folder if it exists",
+                "replace an earlier export in the folder",
                 value=False,
                 id="export-overwrite",
                 compact=True,
