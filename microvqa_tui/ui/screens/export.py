@@ -87,7 +87,7 @@ class ExportScreen(BaseScreen):
             yield Label("Output folder", classes="form-label")
             yield Input(DEFAULT_OUT, id="export-out")
             yield Checkbox(
-                "replace an earlier export in the folder",
+                "overwrite the folder if it exists",
                 value=False,
                 id="export-overwrite",
                 compact=True,
