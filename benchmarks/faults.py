@@ -1,7 +1,7 @@
 """Fault harness: SIGKILL every step at random moments and race writers, readers and reviews;
 compare each outcome with an uninterrupted reference run.
 
-    python benchmarks/faults.py               # the full campaign (>= 30 trials, <= 15 min)
+    python benchmarks/faults.py               # the full campaign (34 trials planned)
     python benchmarks/faults.py --quick       # a handful of trials, no LLM steps
     python benchmarks/faults.py --json        # one JSON object on stdout
 
@@ -21,7 +21,9 @@ on a few figures of the embedded sample, in a scratch folder:
    apart from the review columns.
 
 Failures are listed with their trial, step and table. The LLM steps use the offline SmolLM2
-GGUF with every count bounded (see LLM_ENV), so the whole campaign fits 15 minutes on 2 cores.
+GGUF with every count bounded (see LLM_ENV). No trial starts after --budget-s (default 900 s);
+those left are counted as `skipped_for_time`. A step that cannot run on the input (e.g. the
+graph without labelled QAs) is listed in `steps_not_run` and gets no trials.
 """
 
 from __future__ import annotations
