@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from typing import Any
 
-from microvqa_tui.pipeline.dedup.storeio import read_rows
 from store import Store
 
 # Steps of the curation funnel, in order, as named in the runs table.
@@ -29,10 +28,17 @@ def runs_summary(store: Store) -> tuple[list[dict[str, Any]], dict[str, dict[str
     """(latest successful run of each step with its counts, models used per step)."""
     if store.count("runs") == 0:
         return [], {}
-    rows = read_rows(
-        store,
+    rows = store.rows(
         "runs",
-        ["run_id", "step", "status", "started_at", "counts_json", "models_json", "config_json"],
+        columns=[
+            "run_id",
+            "step",
+            "status",
+            "started_at",
+            "counts_json",
+            "models_json",
+            "config_json",
+        ],
     )
     latest: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
