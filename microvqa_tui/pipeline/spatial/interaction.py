@@ -133,13 +133,12 @@ def _render_interaction(cx: Complex, residues: list[int], camera: Camera):
 def generate_interaction_item(
     family: str, index: int, library: StructureLibrary, cfg: SpatialConfig
 ) -> SpatialItem | None:
-    complexes = library.complexes
-    if not complexes:
+    if not library.complexes:
         return None
     rng = family_rng(cfg.seed, family, index)
     size = round(cfg.mol_view_size * 1.25)
     for _attempt in range(cfg.max_attempts):
-        cx = rng_pick(rng, complexes)
+        cx = rng_pick(rng, library.complexes)
         facts, mode = _complex_facts(cx, cfg)
         built = _INTERACTION_BUILDERS[family](cx, facts, rng, cfg)
         if built is None:
@@ -158,7 +157,6 @@ def generate_interaction_item(
         image, label_xy = _render_interaction(cx, shown, camera)
         scene = _Scene(cx, facts, mode, shown, camera, label_xy)
         params = _interaction_params(family, index, cfg, scene, options, correct, extra)
-        licence, attribution = library.licence()
         return SpatialItem(
             family=family,
             question=question,
@@ -167,13 +165,7 @@ def generate_interaction_item(
             cot=cot if family != "interaction_site" else extra_cot(extra, key_label),
             params=params,
             images=[RenderedImage(encode_png(image), *image.size, "scene", "PNG")],
-            source={
-                "source": f"structure:{cx.protein_file}",
-                "original_id": cx.id,
-                "article_id": f"spatial:{cx.id}",
-                "license": licence,
-                "attribution": attribution,
-            },
+            source=library.source(cx.protein_file, cx.id, cx.id),
         )
     return None
 

@@ -210,6 +210,40 @@ def family_kinds(family: str, rng: np.random.Generator) -> tuple[str, ...]:
     return (family,)
 
 
+@dataclass
+class _Question:
+    """The drawn key of one item, its distractors and the shuffled options."""
+
+    family: str
+    kinds: tuple[str, ...]
+    key: MicroTransform
+    distractors: list[MicroTransform]
+    options: list[MicroTransform]
+    correct: int
+
+
+@dataclass
+class _Pair:
+    """Two views sampled from one figure, and how well each option explains them."""
+
+    figure: LoadedFigure
+    view1: ViewGeom
+    view2: ViewGeom
+    img1: Image.Image
+    img2: Image.Image
+    scores: list[float]
+
+
+def _draw_question(family: str, cfg: SpatialConfig, rng: np.random.Generator) -> _Question | None:
+    kinds = family_kinds(family, rng)
+    key = sample_key(kinds, cfg, rng)
+    distractors = make_distractors(kinds, key, cfg, rng)
+    if distractors is None:
+        return None
+    options, correct = shuffle_options(key, distractors, rng)
+    return _Question(family, kinds, key, distractors, options, correct)
+
+
 def generate_micro_item(
     family: str,
     index: int,
@@ -221,108 +255,73 @@ def generate_micro_item(
     if not figure_ids:
         return None
     rng = family_rng(cfg.seed, family, index)
-    size = cfg.view_size
     for attempt in range(cfg.max_attempts):
         if attempt % REDRAW_EVERY == 0:  # a key no figure shows clearly is re-drawn
-            kinds = family_kinds(family, rng)
-            key = sample_key(kinds, cfg, rng)
-            distractors = make_distractors(kinds, key, cfg, rng)
-            if distractors is None:
+            question = _draw_question(family, cfg, rng)
+            if question is None:
                 return None
-            options, correct = shuffle_options(key, distractors, rng)
         figure = load(figure_ids[int(rng.integers(len(figure_ids)))])
         if figure is None:
             continue
-        src = figure.image
-        geometry = sample_geometry(src.width, src.height, key, size, rng)
-        if geometry is None:
-            continue
-        view1, view2 = geometry
-        img1, img2 = src.sample(view1, size), src.sample(view2, size)
-        if min(texture_score(img1), texture_score(img2)) < MIN_TEXTURE:
-            continue
-        if min(texture_coverage(img1), texture_coverage(img2)) < MIN_COVERAGE:
-            continue
-        scores = option_scores(img1, img2, options)
-        key_score = scores[correct]
-        best_other = max(s for i, s in enumerate(scores) if i != correct)
-        if key_score < MIN_KEY_SCORE or key_score - best_other < MIN_MARGIN:
-            continue
-        return _build_item(
-            family,
-            index,
-            kinds,
-            key,
-            distractors,
-            options,
-            correct,
-            figure,
-            view1,
-            view2,
-            img1,
-            img2,
-            scores,
-            cfg,
-        )
+        pair = _sample_pair(figure, question, cfg.view_size, rng)
+        if pair is not None:
+            return _build_item(index, question, pair, cfg)
     return None
 
 
-def _build_item(
-    family,
-    index,
-    kinds,
-    key,
-    distractors,
-    options,
-    correct,
-    figure,
-    view1,
-    view2,
-    img1,
-    img2,
-    scores,
-    cfg: SpatialConfig,
-) -> SpatialItem:
-    size = cfg.view_size
-    fmt = cfg.micro_format
+def _sample_pair(
+    figure: LoadedFigure, q: _Question, size: int, rng: np.random.Generator
+) -> _Pair | None:
+    """Two views of `figure` related by the key, or None when they are too flat or the key
+    does not explain them clearly better than every distractor."""
+    src = figure.image
+    geometry = sample_geometry(src.width, src.height, q.key, size, rng)
+    if geometry is None:
+        return None
+    view1, view2 = geometry
+    img1, img2 = src.sample(view1, size), src.sample(view2, size)
+    if min(texture_score(img1), texture_score(img2)) < MIN_TEXTURE:
+        return None
+    if min(texture_coverage(img1), texture_coverage(img2)) < MIN_COVERAGE:
+        return None
+    scores = option_scores(img1, img2, q.options)
+    key_score = scores[q.correct]
+    best_other = max(s for i, s in enumerate(scores) if i != q.correct)
+    if key_score < MIN_KEY_SCORE or key_score - best_other < MIN_MARGIN:
+        return None
+    return _Pair(figure, view1, view2, img1, img2, scores)
+
+
+def _build_item(index: int, q: _Question, pair: _Pair, cfg: SpatialConfig) -> SpatialItem:
+    figure = pair.figure
     params: dict[str, Any] = {
         "generator": GENERATOR_VERSION,
-        "family": family,
+        "family": q.family,
         "seed": cfg.seed,
         "index": index,
-        "components": list(kinds),
+        "components": list(q.kinds),
         "source_figure_id": figure.figure_id,
         "source_size": [figure.image.width, figure.image.height],
-        "view_size": size,
-        "view1": view1.to_params(),
-        "view2": view2.to_params(),
-        "transform": key.to_params(),
-        "options": [o.to_params() for o in options],
-        "option_scores": [round(s, 4) for s in scores],
+        "view_size": cfg.view_size,
+        "view1": pair.view1.to_params(),
+        "view2": pair.view2.to_params(),
+        "transform": q.key.to_params(),
+        "options": [o.to_params() for o in q.options],
+        "option_scores": [round(s, 4) for s in pair.scores],
         "config": cfg.to_params(),
         "conventions": "x right, y down; rotation_cw_deg = clockwise turn of the content; "
         "shift = field move in view-1 widths (view-1 frame); zoom = magnification view 1 -> 2",
     }
-    if cfg.layout == "panels":
-        figure_img, boxes = compose_panels([img1, img2])
-        params["panels"] = boxes
-        images = [
-            RenderedImage(encode(figure_img, fmt), *figure_img.size, "panels", fmt),
-        ]
-    else:
-        images = [
-            RenderedImage(encode(img1, fmt), size, size, "view1", fmt),
-            RenderedImage(encode(img2, fmt), size, size, "view2", fmt),
-        ]
-    question = QUESTIONS[family]
+    images = _images(pair, cfg, params)
+    question = QUESTIONS[q.family]
     if cfg.layout == "pair":  # two separate images rather than labelled panels
         question = re.sub(r"\b([Vv])iews? (?=1|2)|\b([Vv])iew(?=-1)", _image_word, question)
     return SpatialItem(
-        family=family,
+        family=q.family,
         question=question,
-        choices=[o.describe() for o in options],
-        correct_index=correct,
-        cot=_cot(kinds, key, distractors),
+        choices=[o.describe() for o in q.options],
+        correct_index=q.correct,
+        cot=_cot(q.kinds, q.key, q.distractors),
         params=params,
         images=images,
         source={
@@ -333,6 +332,19 @@ def _build_item(
             "attribution": figure.attribution,
         },
     )
+
+
+def _images(pair: _Pair, cfg: SpatialConfig, params: dict[str, Any]) -> list[RenderedImage]:
+    """One two-panel figure (its panel boxes go to `params`) or the two views apart."""
+    fmt, size = cfg.micro_format, cfg.view_size
+    if cfg.layout == "panels":
+        figure_img, boxes = compose_panels([pair.img1, pair.img2])
+        params["panels"] = boxes
+        return [RenderedImage(encode(figure_img, fmt), *figure_img.size, "panels", fmt)]
+    return [
+        RenderedImage(encode(pair.img1, fmt), size, size, "view1", fmt),
+        RenderedImage(encode(pair.img2, fmt), size, size, "view2", fmt),
+    ]
 
 
 def _image_word(match: re.Match) -> str:

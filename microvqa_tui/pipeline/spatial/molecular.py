@@ -146,3 +146,15 @@ class StructureLibrary:
         if self.bundled:
             return "CC0-1.0", "microvqa_tui example structures (assets/spatial; synthetic pockets)"
         return "", ""
+
+    def source(self, file: str, original_id: str, article: str) -> dict[str, str]:
+        """The `source` of an item drawn from `file`; `article` groups items of one
+        structure (an article id, so splits keep them together)."""
+        licence, attribution = self.licence()
+        return {
+            "source": f"structure:{file}",
+            "original_id": original_id,
+            "article_id": f"spatial:{article}",
+            "license": licence,
+            "attribution": attribution,
+        }

@@ -224,7 +224,6 @@ def generate_mol_view_item(
             "(W/2 + offset_x + scale*x_c, H/2 + offset_y - scale*y_c), "
             "x_c = rotation @ (X - centre); angle_deg right-handed about the camera axis",
         }
-        licence, attribution = library.licence()
         return SpatialItem(
             family=family,
             question=VIEW_QUESTIONS[family],
@@ -233,13 +232,9 @@ def generate_mol_view_item(
             cot=_view_cot(family, key, mol.name),
             params=params,
             images=[RenderedImage(encode_png(figure), *figure.size, "panels", "PNG")],
-            source={
-                "source": f"structure:{ref.provenance['file']}",
-                "original_id": ref.key,
-                "article_id": f"spatial:{ref.provenance.get('complex') or ref.key}",
-                "license": licence,
-                "attribution": attribution,
-            },
+            source=library.source(
+                ref.provenance["file"], ref.key, ref.provenance.get("complex") or ref.key
+            ),
         )
     return None
 
