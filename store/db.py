@@ -267,6 +267,14 @@ class Store:
                 self.table(table), where=where, columns=columns, offset=offset, limit=limit
             )
 
+    def batches(
+        self, table: str, columns: list[str], where: str | None = None, batch_size: int = 4096
+    ) -> Iterator[Any]:
+        """Matching rows of `table` (an `emb_<space>` table too) as Arrow record batches of
+        `columns`, for reads too large to hold as dicts at once (vectors, image bytes)."""
+        with self.errors(table, "read"):
+            yield from queries.batches(self.table(table), columns, where, batch_size)
+
     def get(
         self, table: str, item_id: str, columns: list[str] | None = None
     ) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ million-row table costs the page, not the table.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -37,6 +38,19 @@ def page(
         query = query.select(columns)
     query = query.offset(offset).limit(limit)
     return query.to_arrow().to_pylist()
+
+
+def batches(
+    tbl, columns: list[str], where: str | None = None, batch_size: int = 4096
+) -> Iterator[Any]:
+    """Matching rows as Arrow record batches of `columns`: a whole column (vectors, image
+    bytes) is read with bounded memory."""
+    if count(tbl) == 0:
+        return
+    query = tbl.search()
+    if where:
+        query = query.where(where)
+    yield from query.select(columns).limit(None).to_batches(batch_size)
 
 
 def by_key(tbl, key: str, value: str, columns: list[str] | None = None) -> dict[str, Any] | None:

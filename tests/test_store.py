@@ -68,6 +68,18 @@ def test_get_many_and_quoting(store):
     assert store.page("captions", where="figure_id = 'it''s'")[0]["text"] == "quote ' inside"
 
 
+def test_batches_stream_filtered_columns_of_any_table(store):
+    store.insert_new("captions", [caption_row(f"fig{i % 3}", f"text {i}") for i in range(30)])
+    got = list(store.batches("captions", ["caption_id"], "figure_id = 'fig1'", batch_size=4))
+    assert [b.num_rows for b in got] == [4, 4, 2]
+    assert got[0].schema.names == ["caption_id"]
+    assert list(store.batches("figures", ["figure_id"])) == []  # empty table: no batches
+    vectors = np.eye(3, dtype="float32")
+    store.write_embeddings("test", ["a", "b", "c"], vectors, model="m")
+    (batch,) = store.batches("emb_test", ["item_id", "model"], "item_id != 'b'")
+    assert sorted(batch.column("item_id").to_pylist()) == ["a", "c"]
+
+
 def test_nearest_neighbours(store):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(50, 8)).astype("float32")
