@@ -30,6 +30,7 @@ evaluation only.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,11 +41,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from microvqa_tui.config.graph import GraphSettings
-from microvqa_tui.pipeline.graph.build import Standardizer
+from microvqa_tui.pipeline.graph.baselines import (
+    logistic,
+    propagate,
+    signal_features,
+    training_rows,
+)
 from microvqa_tui.pipeline.graph.filter import select
 from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS, GraphInputs
 from microvqa_tui.pipeline.graph.pipeline import GraphOutcome, fit_and_filter
-from microvqa_tui.pipeline.graph.synthetic import planted
+from microvqa_tui.pipeline.graph.relational import RELATIONAL_KINDS
+from microvqa_tui.pipeline.graph.synthetic import CLEAN, KIND_NAMES, WRONG_FIGURE, planted
 from microvqa_tui.pipeline.graph.train import roc_auc
 
 
@@ -79,128 +86,107 @@ def plain_average(inputs: GraphInputs) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), 0.5)
 
 
-def signal_regression(
-    outcome: GraphOutcome, seed: int, *, neighbourhood: bool = False
-) -> np.ndarray:
-    """Logistic regression on [standardised value, available] per signal (and, with
-    `neighbourhood`, the graph's 4 neighbourhood-agreement features), same targets."""
-    g, t = outcome.graph, outcome.targets
-    std = Standardizer.fit(g.qa_signals.rows(np.arange(g.n_real)))
-    x = torch.from_numpy(std.features(g.qa_signals.values, g.qa_signals.mask))
-    if neighbourhood:
-        off = g.qa_signal_offset
-        x = torch.cat([x, g.data["qa"].x[:, off - 4 : off]], dim=1)
-    rows = torch.from_numpy(np.flatnonzero(t.train & (t.weight > 0)))
-    y = torch.from_numpy(t.y)[rows]
-    w = torch.from_numpy(t.weight)[rows]
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(x.shape[1], 1)
-    opt = torch.optim.LBFGS(model.parameters(), max_iter=200)
+def gradient_boosting(x: np.ndarray, targets, n_real: int, seed: int) -> np.ndarray:
+    """scikit-learn's histogram gradient boosting on the same rows, hard targets, weights."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    def closure():
-        opt.zero_grad()
-        logits = model(x[rows]).squeeze(-1)
-        loss = (
-            torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * w
-        ).sum() / w.sum()
-        loss = loss + 1e-3 * model.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return torch.sigmoid(model(x[: g.n_real]).squeeze(-1)).numpy()
+    rows = training_rows(targets)
+    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+    model.fit(x[rows], targets.y[rows] >= 0.5, sample_weight=targets.weight[rows])
+    return model.predict_proba(x[:n_real])[:, 1]
 
 
-def metrics(
-    consistent: np.ndarray, score: np.ndarray, keep_fraction: float
-) -> tuple[float, float, float]:
+def scorers(inputs: GraphInputs, outcome: GraphOutcome, seed: int) -> dict[str, np.ndarray]:
+    """Every score compared, over the real QAs."""
+    g, t, n = outcome.graph, outcome.targets, outcome.graph.n_real
+    out = {f"signal: {k}": v for k, v in single_signal_scores(inputs).items()}
+    out["plain average of signals"] = plain_average(inputs)
+    x_sig = signal_features(g)
+    x_nbr = signal_features(g, neighbourhood=True)
+    out["logistic regression (signals)"] = logistic(x_sig, t, seed=seed)[:n]
+    out["logistic regression (signals + neighbourhood)"] = logistic(x_nbr, t, seed=seed)[:n]
+    out["gradient boosting (signals)"] = gradient_boosting(x_sig, t, n, seed)
+    out["gradient boosting (signals + neighbourhood)"] = gradient_boosting(x_nbr, t, n, seed)
+    out["label propagation (weak posterior)"] = propagate(g, outcome.weak.posterior)
+    out["HiCQA-Graph GNN"] = outcome.scores
+    return out
+
+
+def kind_metrics(kind: np.ndarray, score: np.ndarray, keep_fraction: float) -> dict[str, tuple]:
+    """(ROC-AUC, precision at the keep cut) overall and per corruption kind (clean QAs vs
+    that kind's; precision among the kept QAs that are clean or of that kind)."""
     keep, _ = select(score, keep_fraction=keep_fraction)
-    auc = roc_auc(consistent, score) or float("nan")
-    precision = float(consistent[keep].mean()) if keep.any() else float("nan")
-    bad = ~consistent
-    recall = float((~keep[bad]).mean()) if bad.any() else float("nan")
-    return auc, precision, recall
+    clean = kind == CLEAN
+    out = {"overall": (roc_auc(clean, score) or float("nan"), float(clean[keep].mean()))}
+    for code, name in KIND_NAMES.items():
+        rows = clean | (kind == code)
+        if not (kind == code).any():
+            continue
+        kept = keep & rows
+        out[name] = (roc_auc(clean[rows], score[rows]), float(clean[kept].mean()))
+    return out
 
 
-def evaluate_one(
-    inputs, consistent, settings, device, ablations: bool, seed: int
-) -> dict[str, tuple]:
-    rows: dict[str, tuple] = {}
-    for name, score in single_signal_scores(inputs).items():
-        rows[f"signal: {name}"] = metrics(consistent, score, settings.keep_fraction)
-    rows["plain average of signals"] = metrics(
-        consistent, plain_average(inputs), settings.keep_fraction
-    )
+def evaluate_one(data, settings, device, ablations: bool, seed: int) -> dict[str, dict]:
+    inputs = data.inputs
     clock = time.perf_counter()
     outcome = fit_and_filter(inputs, settings, device=device, explain=False)
     seconds = time.perf_counter() - clock
-    rows["logistic regression on signals (same targets)"] = metrics(
-        consistent, signal_regression(outcome, seed), settings.keep_fraction
-    )
-    rows["logistic regression on signals + neighbourhood features"] = metrics(
-        consistent, signal_regression(outcome, seed, neighbourhood=True), settings.keep_fraction
-    )
+    scores = scorers(inputs, outcome, seed)
     if ablations:
         no_knn = fit_and_filter(
             inputs, settings.model_copy(update={"knn_k": 0}), device=device, explain=False
         )
-        rows["HiCQA-Graph without k-NN edges"] = metrics(
-            consistent, no_knn.scores, settings.keep_fraction
-        )
-    rows["HiCQA-Graph"] = metrics(consistent, outcome.scores, settings.keep_fraction)
-    weak = outcome.weak
+        scores["HiCQA-Graph GNN without k-NN edges"] = no_knn.scores
+    weak, consistent = outcome.weak, data.consistent
     labelled = weak.label >= 0
-    lf_acc = (
-        float((weak.label[labelled] == consistent[labelled]).mean())
-        if labelled.any()
-        else float("nan")
-    )
+    lf_acc = float((weak.label[labelled] == consistent[labelled]).mean()) if labelled.any() else 0
     print(
         f"  seed {seed}: {inputs.n_qa} QAs, {int((~consistent).sum())} corrupted; weak labels cover "
         f"{weak.coverage:.0%} of QAs at {lf_acc:.1%} accuracy; {len(outcome.negatives)} synthetic "
         f"negatives; {outcome.metrics['epochs_run']} epochs; graph fit {seconds:.1f} s",
         flush=True,
     )
-    return rows
+    return {name: kind_metrics(data.kind, s, settings.keep_fraction) for name, s in scores.items()}
 
 
-def print_table(results: list[dict[str, tuple]], keep_fraction: float) -> None:
+def print_table(results: list[dict[str, dict]], keep_fraction: float) -> dict:
+    """One row per scorer, one `AUC / precision` cell per kind (mean over seeds)."""
     names = list(results[0])
-    width = max(len(n) for n in names) + 2
-    head = f"{'score':<{width}}{'ROC-AUC':>16}{f'precision@keep {keep_fraction:.0%}':>24}{'corrupted held out':>22}"
-    print()
+    kinds = list(results[0][names[0]])
+    mean = {
+        name: {
+            k: tuple(np.nanmean([r[name][k] for r in results], axis=0).round(3).tolist())
+            for k in kinds
+        }
+        for name in names
+    }
+    width = max(len(n) for n in names) + 1
+    cell = max(13, *(len(k) + 1 for k in kinds))
+    print(
+        f"\nROC-AUC / precision at the keep cut ({keep_fraction:.0%} kept), mean of {len(results)} seed(s)"
+    )
+    head = f"{'score':<{width}}" + "".join(f"{k:>{cell}}" for k in kinds)
     print(head)
     print("-" * len(head))
-    best_single = max(
-        (n for n in names if n.startswith("signal: ")),
-        key=lambda n: np.mean([r[n][0] for r in results]),
-    )
     for name in names:
-        vals = np.array([r[name] for r in results])
-        mean, sd = vals.mean(0), vals.std(0)
-        cells = [
-            f"{m:.3f} ± {s:.3f}" if len(results) > 1 else f"{m:.3f}"
-            for m, s in zip(mean, sd, strict=True)
-        ]
-        mark = "  <- best single signal" if name == best_single else ""
-        print(f"{name:<{width}}{cells[0]:>16}{cells[1]:>24}{cells[2]:>22}{mark}")
-    graph = np.array([r["HiCQA-Graph"][0] for r in results])
-    single = np.array([r[best_single][0] for r in results])
-    wins = int((graph > single).sum())
-    print(
-        f"\nHiCQA-Graph AUC - best single signal ({best_single[8:]}) AUC: "
-        f"{(graph - single).mean():+.3f} on average; graph better on {wins}/{len(results)} seeds."
-    )
+        cells = "".join(f"{m[0]:.3f}/{m[1]:.3f}".rjust(cell) for m in mean[name].values())
+        print(f"{name:<{width}}{cells}")
+    learned = [n for n in names if not n.startswith(("signal: ", "plain"))]
+    best = max(learned, key=lambda n: mean[n]["overall"][0])
+    gnn = mean["HiCQA-Graph GNN"]["overall"][0]
+    print(f"\nbest overall AUC: {best} ({mean[best]['overall'][0]:.3f}); GNN {gnn:.3f}")
+    return mean
 
 
 def run_planted(args) -> None:
     settings = GraphSettings(keep_fraction=args.keep, epochs=args.epochs, knn_k=args.knn_k)
+    relational = {k: args.relational for k in RELATIONAL_KINDS} if args.relational else {}
     results = []
     print(
-        f"planted data: {args.figures} figures, {args.corrupt:.0%} corrupted "
-        f"({args.contradicted:.0%} of them contradicted, the rest on the wrong figure; "
-        f"{args.clustered:.0%} of the corruption on poor captions' QAs)"
+        f"planted data: {args.figures} figures, {args.corrupt:.0%} of QAs corrupted per QA "
+        f"({args.contradicted:.0%} of them contradicted, the rest on the wrong figure), "
+        f"{args.relational:.1%} each of {', '.join(relational) or 'no relational kind'}"
     )
     for seed in args.seeds:
         data = planted(
@@ -209,14 +195,15 @@ def run_planted(args) -> None:
             corrupt_fraction=args.corrupt,
             contradicted_share=args.contradicted,
             clustered=args.clustered,
+            relational=relational,
             text_dim=args.dim,
             clip_dim=args.dim,
         )
         s = settings.model_copy(update={"seed": seed})
-        results.append(
-            evaluate_one(data.inputs, data.consistent, s, args.device, args.ablations, seed)
-        )
-    print_table(results, args.keep)
+        results.append(evaluate_one(data, s, args.device, args.ablations, seed))
+    mean = print_table(results, args.keep)
+    if args.json:
+        args.json.write_text(json.dumps(mean, indent=2))
 
 
 def run_store(args) -> None:
@@ -228,28 +215,24 @@ def run_store(args) -> None:
     inputs, found = read_inputs(store)
     labels = human_array(inputs.qa_ids, human_labels_from_store(store))
     print(
-        f"store {args.store}: {inputs.n_qa} QAs, signals {inputs.signals.present()}, spaces {found['embedding_spaces']}"
+        f"store {args.store}: {inputs.n_qa} QAs, signals {inputs.signals.present()}, "
+        f"spaces {found['embedding_spaces']}"
     )
     if labels is None:
         print("no human accept/reject decisions in this store: nothing to evaluate against")
         return
     judged = labels >= 0
     print(
-        f"{int(judged.sum())} QAs with a human decision ({int((labels == 0).sum())} rejected), used for evaluation only"
+        f"{int(judged.sum())} QAs with a human decision ({int((labels == 0).sum())} rejected), "
+        "used for evaluation only"
     )
     settings = GraphSettings(keep_fraction=args.keep, epochs=args.epochs, knn_k=args.knn_k)
-    consistent_all = labels == 1
-    rows: dict[str, tuple] = {}
-    for name, score in single_signal_scores(inputs).items():
-        rows[f"signal: {name}"] = metrics(consistent_all[judged], score[judged], args.keep)
-    rows["plain average of signals"] = metrics(
-        consistent_all[judged], plain_average(inputs)[judged], args.keep
-    )
     outcome = fit_and_filter(inputs, settings, device=args.device, explain=False)
-    rows["logistic regression on signals (same targets)"] = metrics(
-        consistent_all[judged], signal_regression(outcome, 0)[judged], args.keep
-    )
-    rows["HiCQA-Graph"] = metrics(consistent_all[judged], outcome.scores[judged], args.keep)
+    kind = np.where(labels == 1, CLEAN, WRONG_FIGURE)[judged]  # rejected: one kind, "bad"
+    rows = {
+        name: kind_metrics(kind, score[judged], args.keep)
+        for name, score in scorers(inputs, outcome, 0).items()
+    }
     print_table([rows], args.keep)
 
 
@@ -264,7 +247,12 @@ def main() -> None:
         "--figures", type=int, default=1000, help="planted figures (about 4.6 QAs each)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--corrupt", type=float, default=0.2, help="fraction of QAs corrupted")
+    parser.add_argument(
+        "--corrupt",
+        type=float,
+        default=0.1,
+        help="share of QAs corrupted per QA (wrong figure, contradicted)",
+    )
     parser.add_argument(
         "--contradicted", type=float, default=0.5, help="share of corruptions that contradict"
     )
@@ -274,6 +262,14 @@ def main() -> None:
         default=0.0,
         help="share of the corruption falling on poor captions' QAs",
     )
+    parser.add_argument(
+        "--relational",
+        type=float,
+        default=0.035,
+        help="share of QAs given each relational corruption (caption_wrong, near_duplicate, "
+        "sibling_contradiction, generic); 0 = none",
+    )
+    parser.add_argument("--json", type=Path, help="also write the mean table to this file")
     parser.add_argument("--dim", type=int, default=64, help="embedding width of the planted data")
     parser.add_argument("--keep", type=float, default=0.75, help="keep fraction")
     parser.add_argument("--epochs", type=int, default=GraphSettings().epochs)

@@ -34,8 +34,15 @@ def fast_settings(**overrides) -> GraphSettings:
     return GraphSettings(**values)
 
 
-def fill_store(store: Store, data: PlantedData, *, pair_signals_by_caption: bool = True) -> dict:
+def fill_store(
+    store: Store,
+    data: PlantedData,
+    *,
+    pair_signals_by_caption: bool = True,
+    order: np.ndarray | None = None,
+) -> dict:
     """Write the planted data set as captions, QAs, signals and embeddings; return the ids.
+    `order`: the order the QA and signal rows are written in (default: the data's).
 
     `clip_image_caption` goes in as a pair-level signal keyed by caption id (as a CLIP step
     would write it); the other signals are keyed by QA id; unavailable signals are written
@@ -74,15 +81,16 @@ def fill_store(store: Store, data: PlantedData, *, pair_signals_by_caption: bool
             }
         )
     qa_ids = [r["qa_id"] for r in qa_rows]
+    order = np.arange(inputs.n_qa) if order is None else np.asarray(order)
     store.insert_new("captions", caption_rows)
-    store.insert_new("qas", qa_rows)
+    store.insert_new("qas", [qa_rows[q] for q in order])
 
     signal_rows = []
     sig = inputs.signals
     for j, name in enumerate(sig.names):
         if name == "clip_image_caption" and pair_signals_by_caption:
             continue
-        for q in range(inputs.n_qa):
+        for q in order.tolist():
             ok = bool(sig.mask[q, j])
             signal_rows.append(
                 {

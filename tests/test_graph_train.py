@@ -12,7 +12,7 @@ import pytest
 from microvqa_tui.errors import Cancelled, PipelineError
 from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS, GraphInputs, SignalTable
 from microvqa_tui.pipeline.graph.pipeline import fit_and_filter, human_array
-from microvqa_tui.pipeline.graph.run import run_graph
+from microvqa_tui.pipeline.graph.run import human_labels_from_store, run_graph
 from microvqa_tui.pipeline.graph.train import load_model, roc_auc
 from microvqa_tui.progress import CancelToken, RecordingProgress
 
@@ -63,12 +63,15 @@ def test_filter_keeps_the_fraction_and_explains_every_hold_out(planted_data, out
     assert f.n_kept == int(np.floor(0.75 * n + 0.5))
     names = planted_data.inputs.signals.names
     naming = 0
-    for keep, reason, score in zip(f.keep, f.reasons, outcome.scores, strict=True):
+    has_neighbours = outcome.graph.knn["qa"][0][:, 0] >= 0
+    for keep, reason, score, nbrs in zip(
+        f.keep, f.reasons, outcome.scores, has_neighbours, strict=True
+    ):
         if keep:
             assert reason == "" and score >= f.threshold
             continue
         assert reason.startswith(f"score {score:.2f}")
-        assert "nearest QAs also held out" in reason
+        assert ("nearest QAs also held out" in reason) == nbrs
         named = re.findall(r"(\w+) -?[\d.]+ \((low|high)\)", reason)
         if not named:
             assert "no signal on its weak side" in reason, reason
@@ -201,3 +204,51 @@ def test_cancelled_run_leaves_the_qas_untouched(filled):
         run_graph(store, fast_settings(), cancel=cancel)
     statuses = {r["status"] for r in store.page("qas", columns=["status"], limit=1000)}
     assert statuses == {"pending"}
+
+
+def _scores_by_id(store) -> dict[str, tuple[float, str, str]]:
+    rows = store.rows("qas", columns=["qa_id", "score", "status", "reason"])
+    return {r["qa_id"]: (r["score"], r["status"], r["reason"]) for r in rows}
+
+
+def test_scores_do_not_depend_on_the_order_the_store_returns_rows_in(tmp_path):
+    from store import open_store
+
+    data = small_planted(40, seed=11)
+    first, second = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    fill_store(first, data)
+    fill_store(second, data, order=np.random.default_rng(3).permutation(data.inputs.n_qa))
+    for store in (first, second):
+        run_graph(store, fast_settings(), human_labels={}, seed=0)
+    assert _scores_by_id(first) == _scores_by_id(second)
+
+
+def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
+    from microvqa_tui.review import Reviewer
+
+    store, _data, _ids = filled
+    settings = fast_settings()
+    first = run_graph(store, settings)
+    before = _scores_by_id(store)
+    again = run_graph(store, settings)
+    assert again.up_to_date and not first.up_to_date
+    assert again.fingerprint == first.fingerprint and _scores_by_id(store) == before
+    # Our own write reorders the table; a forced retrain still gives the very same scores.
+    forced = run_graph(store, settings, force=True)
+    assert not forced.up_to_date and _scores_by_id(store) == before
+
+    # A reviewer rejects the best-scored QA and accepts the worst: the next run retrains
+    # on those decisions (read through `human_labels_from_store`) and their scores move.
+    ranked = sorted(before, key=lambda q: before[q][0])
+    worst, best = ranked[0], ranked[-1]
+    reviewer = Reviewer(store, "tester")
+    reviewer.reject("qa", best)
+    reviewer.accept("qa", worst)
+    assert human_labels_from_store(store) == {best: 0, worst: 1}
+    retrained = run_graph(store, settings)
+    after = _scores_by_id(store)
+    assert not retrained.up_to_date and retrained.human_labels == 2
+    assert after[best][0] < before[best][0] and after[worst][0] > before[worst][0]
+    assert after[best][1] == "held_out" and after[best][2].startswith("rejected by a reviewer")
+    assert after[worst][1] == "kept"
+    assert run_graph(store, settings).up_to_date

@@ -150,6 +150,62 @@ def test_knn_matches_brute_force_across_blocks():
     np.testing.assert_allclose(sims3, sims, atol=1e-6)
 
 
+def test_approximate_knn_finds_most_true_neighbours():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(40, 16))
+    x = (centres[rng.integers(40, size=4000)] + 0.5 * rng.normal(size=(4000, 16))).astype(
+        np.float32
+    )
+    valid = rng.random(4000) > 0.05
+    exact, exact_sims = knn(x, 5, valid=valid)
+    approx, approx_sims = knn(x, 5, valid=valid, approximate=True)
+    assert np.all(approx[~valid] == -1) and np.all(approx[valid] >= 0)
+    assert (
+        valid[approx[valid]].all() and not (approx[valid] == np.flatnonzero(valid)[:, None]).any()
+    )
+    recall = np.mean(
+        [len(set(a) & set(e)) / 5 for a, e in zip(approx[valid], exact[valid], strict=True)]
+    )
+    assert recall > 0.9, recall
+    assert np.all(np.diff(approx_sims[valid], axis=1) <= 1e-6)  # best first
+    assert np.all(approx_sims[valid][:, 0] <= exact_sims[valid][:, 0] + 1e-5)
+    again, _ = knn(x, 5, valid=valid, approximate=True)
+    assert np.array_equal(again, approx)  # seeded: the same lists every time
+
+
+def test_copies_hear_their_source_first(data):
+    from microvqa_tui.pipeline.graph.build import copy_knn
+
+    negatives = corrupt(data.inputs, 0.3)
+    g = build_graph(data.inputs, knn_k=3, negatives=negatives)
+    index, sims = copy_knn(*g.knn["qa"], negatives.source)
+    has = g.knn["qa"][0][negatives.source][:, 0] >= 0  # the source has an embedding
+    assert 0 < has.sum() < len(has)
+    assert np.array_equal(index[has, 0], negatives.source[has]) and np.all(sims[has, 0] == 1.0)
+    assert np.array_equal(index[has, 1:], g.knn["qa"][0][negatives.source[has]][:, :2])
+    assert np.all(index[~has] == -1)
+    edges = g.data[knn_relation("qa")].edge_index.numpy()
+    first = int(np.flatnonzero(has)[0])
+    assert negatives.source[first] in edges[0][edges[1] == g.n_real + first]
+
+
+def test_embedding_features_keep_the_leading_components():
+    from microvqa_tui.pipeline.graph.build import embedding_features
+
+    rng = np.random.default_rng(0)
+    low = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 40))  # rank 3 in 40 dims
+    emb = Embeddings((low + 0.01 * rng.normal(size=(300, 40))).astype(np.float32), np.ones(300))
+    x, names = embedding_features({"text": emb}, 300, dims=3)
+    assert names == ["text"] and x.shape == (300, 4)  # 3 components + the missing flag
+    # The components keep the rows' geometry: similar rows stay similar.
+    unit = emb.normalized()
+    cos = unit @ unit.T
+    z = x[:, :3] / np.linalg.norm(x[:, :3], axis=1, keepdims=True)
+    assert np.corrcoef(cos.ravel(), (z @ z.T).ravel())[0, 1] > 0.9
+    full, _ = embedding_features({"text": emb}, 300)
+    assert full.shape == (300, 41)
+
+
 def test_knn_with_fewer_items_than_k_pads():
     x = np.eye(3, dtype=np.float32)
     index, _sims = knn(x, 5)
@@ -412,7 +468,7 @@ def test_settings_import_pulls_in_no_torch():
 
 
 def test_sparse_and_edge_index_paths_agree(data):
-    from microvqa_tui.pipeline.graph.model import HiCQAGNN, model_inputs
+    from microvqa_tui.pipeline.graph.model import HiCQAGNN, MeanAdjacency, model_inputs
 
     g = build_graph(data.inputs, knn_k=3, negatives=corrupt(data.inputs, 0.2))
     torch.manual_seed(0)
@@ -420,7 +476,57 @@ def test_sparse_and_edge_index_paths_agree(data):
     torch.nn.init.normal_(model.head[-1].weight)  # the graph part starts at zero otherwise
     sparse = model_inputs(g, sparse=True)
     dense = model_inputs(g, sparse=False)
-    assert sparse.adj[knn_relation("qa")].layout == torch.sparse_csr
+    assert isinstance(sparse.adj[knn_relation("qa")], MeanAdjacency)
     assert dense.adj[knn_relation("qa")].layout == torch.strided
     with torch.no_grad():
         torch.testing.assert_close(model(sparse), model(dense), atol=1e-5, rtol=1e-5)
+    # The sparse path's hand-written backward gives the scatter path's gradients.
+    grads = []
+    for inputs in (sparse, dense):
+        model.zero_grad()
+        model(inputs).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------- planted data
+
+
+def test_relational_corruptions_are_planted_as_stated():
+    from microvqa_tui.pipeline.graph.relational import RELATIONAL_KINDS
+
+    base = small_planted(80, seed=2, corrupt_fraction=0.1)
+    assert np.array_equal(
+        small_planted(80, seed=2, corrupt_fraction=0.1, relational={}).inputs.signals.values,
+        base.inputs.signals.values,
+    )
+    d = small_planted(
+        80, seed=2, corrupt_fraction=0.1, relational=dict.fromkeys(RELATIONAL_KINDS, 0.05)
+    )
+    inputs, kind = d.inputs, d.kind
+    assert set(np.unique(base.kind)) == {-1, 0, 1}
+    for name, code in RELATIONAL_KINDS.items():
+        assert (kind == code).sum() >= 3, name
+    unit = inputs.embedding("qa", "text").normalized()
+    has_text = inputs.embedding("qa", "text").mask
+    # A wrong caption takes all of its QAs with it.
+    for c in np.unique(inputs.qa_caption[kind == RELATIONAL_KINDS["caption_wrong"]]):
+        assert np.all(kind[inputs.qa_caption == c] == RELATIONAL_KINDS["caption_wrong"])
+    # A near-duplicate's figure looks like another figure.
+    image = inputs.embedding("image", "clip").normalized()
+    for q in np.flatnonzero(kind == RELATIONAL_KINDS["near_duplicate"]):
+        cos = image @ image[inputs.qa_figure[q]]
+        cos[inputs.qa_figure[q]] = -1
+        assert cos.max() > 0.9
+    # A contradicting QA restates a sibling of its caption.
+    restated, restatement = d.extra["siblings"]
+    assert np.all(kind[restated] == -1)
+    assert np.all(kind[restatement] == RELATIONAL_KINDS["sibling_contradiction"])
+    assert np.array_equal(inputs.qa_caption[restated], inputs.qa_caption[restatement])
+    both = has_text[restated] & has_text[restatement]
+    assert np.all((unit[restated] * unit[restatement]).sum(1)[both] > 0.95)
+    # Generic questions: a few tight clusters spread over many figures.
+    generic = np.flatnonzero((kind == RELATIONAL_KINDS["generic"]) & has_text)
+    nearest = (unit[generic] @ unit[generic].T - 2 * np.eye(len(generic))).max(1)
+    assert np.all(nearest > 0.9) and len(np.unique(inputs.qa_figure[generic])) >= 3

@@ -23,8 +23,20 @@ class GraphSettings(BaseModel):
     knn_k: int = Field(
         5, ge=0, le=64, description="Nearest neighbours per node (0 = no k-NN edges)."
     )
+    embedding_dims: int = Field(
+        32,
+        ge=0,
+        description="Principal components of each embedding family used as node features "
+        "(0 = every dimension).",
+    )
     hidden: int = Field(64, ge=4, description="Hidden width of the GNN.")
     layers: int = Field(2, ge=1, le=4, description="Message-passing layers.")
+    attention: bool = Field(
+        False,
+        description="GATv2 attention (with the signals as edge attributes) on the relations "
+        "into caption and image nodes; off = mean aggregation everywhere (several times "
+        "faster per epoch, as good on the planted benchmark).",
+    )
     heads: int = Field(2, ge=1, description="Attention heads of the GATv2 layers.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between layers.")
     epochs: int = Field(150, ge=1, description="Most training epochs (full batch).")

@@ -131,13 +131,38 @@ def _with_constant(attrs: torch.Tensor) -> torch.Tensor:
     return torch.cat([attrs, torch.ones(attrs.shape[0], 1, dtype=attrs.dtype)], dim=1)
 
 
-def embedding_features(families: dict[str, Embeddings], n: int) -> tuple[np.ndarray, list[str]]:
-    """Standardised embeddings of every family + a missing flag each; [1] when there are none."""
+PCA_SAMPLE = 20_000  # rows the principal axes are fitted on (a fixed-seed sample)
+
+
+def principal_axes(z: np.ndarray, mask: np.ndarray, dims: int) -> np.ndarray | None:
+    """The top `dims` principal axes (D, dims) of the rows of `z` in `mask`; None when `z`
+    is already that narrow. Fitted on a fixed-seed sample, so the same inputs give the same
+    axes."""
+    if dims <= 0 or z.shape[1] <= dims or mask.sum() <= dims:
+        return None
+    rows = np.flatnonzero(mask)
+    if len(rows) > PCA_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(rows, PCA_SAMPLE, replace=False))
+    sample = z[rows].astype(np.float64)
+    sample -= sample.mean(0)
+    _, _, vt = np.linalg.svd(sample, full_matrices=False)
+    return vt[:dims].T.astype(np.float32)
+
+
+def embedding_features(
+    families: dict[str, Embeddings], n: int, dims: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """Standardised embeddings of every family (their top `dims` principal components when
+    `dims` > 0: the GNN's first layer costs rows x width, and a few dozen components keep
+    what tells figures and topics apart) + a missing flag each; [1] when there are none."""
     parts: list[np.ndarray] = []
     names = sorted(families)
     for name in names:
         emb = families[name]
         z = emb.normalized()
+        axes = principal_axes(z, emb.mask, dims)
+        if axes is not None:
+            z = z @ axes
         if emb.mask.any():
             valid = z[emb.mask]
             mean = valid.mean(0)
@@ -164,6 +189,19 @@ def knn_vectors(families: dict[str, Embeddings], n: int) -> tuple[np.ndarray | N
     return (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)), valid
 
 
+def copy_knn(
+    index: np.ndarray, sims: np.ndarray, source: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-NN lists of synthetic copies: the QA copied first (a copy is its near-duplicate, the
+    same text with another answer or on another figure), then its nearest QAs."""
+    if not len(source) or index.shape[1] == 0:
+        return index[source], sims[source]
+    lists = np.concatenate([source[:, None], index[source][:, :-1]], axis=1)
+    weights = np.concatenate([np.ones((len(source), 1), sims.dtype), sims[source][:, :-1]], axis=1)
+    has = index[source][:, :1] >= 0  # a source without an embedding has no neighbours
+    return np.where(has, lists, index[source]), np.where(has, weights, sims[source])
+
+
 def neighbourhood_features(
     inputs: GraphInputs,
     negatives: SyntheticNegatives,
@@ -181,8 +219,9 @@ def neighbourhood_features(
     if qa_knn is None:
         return out
     index, sims = qa_knn
-    index = np.concatenate([index, index[negatives.source]])
-    sims = np.concatenate([sims, sims[negatives.source]])
+    copy_index, copy_sims = copy_knn(index, sims, negatives.source)
+    index = np.concatenate([index, copy_index])
+    sims = np.concatenate([sims, copy_sims])
     figure = np.concatenate([inputs.qa_figure, negatives.figure])
     caption = np.concatenate([inputs.qa_caption, negatives.caption])
     has = index >= 0
@@ -206,6 +245,7 @@ def build_graph(
     device: str | torch.device | None = "cpu",
     knn_memory_mb: int = 256,
     knn_fast: bool | None = None,
+    embedding_dims: int = 0,
 ) -> HiCQAGraph:
     """The heterogeneous graph of `inputs`, with `negatives` appended as extra QA nodes.
 
@@ -247,7 +287,7 @@ def build_graph(
     for node_type in NODE_TYPES:
         n = inputs.count(node_type)
         fams = inputs.embeddings.get(node_type, {})
-        x, families[node_type] = embedding_features(fams, n)
+        x, families[node_type] = embedding_features(fams, n, embedding_dims)
         if node_type == "qa":
             if n_copy:
                 x = np.concatenate([x, x[negatives.source]])
@@ -299,9 +339,10 @@ def build_graph(
 
     # ---------------------------------------------------------------- k-NN edges
     for node_type, (index, sims) in graph_knn.items():
-        if node_type == "qa" and n_copy:  # a copy hears its source's neighbours
-            index = np.concatenate([index, index[negatives.source]])
-            sims = np.concatenate([sims, sims[negatives.source]])
+        if node_type == "qa" and n_copy:  # a copy hears its source and its neighbours
+            copy_index, copy_sims = copy_knn(index, sims, negatives.source)
+            index = np.concatenate([index, copy_index])
+            sims = np.concatenate([sims, copy_sims])
         edge_index, weight = knn_edges(index, sims)
         rel = knn_relation(node_type)
         data[rel].edge_index = torch.from_numpy(edge_index)

@@ -30,6 +30,8 @@ def block_sizes(n: int, memory_mb: int) -> tuple[int, int]:
     return rows, cols
 
 
+EXACT_MAX_ROWS = 50_000  # above this, exact search (m^2 d) gives way to an inverted file
+IVF_PROBE = 6  # lists each list's rows search (their own included)
 RERANK_EXTRA = 16  # extra candidates kept by the fast (TF32) pass, reranked in full fp32
 CUDA_MIN_BLOCK_MB = 2048
 
@@ -44,8 +46,12 @@ def knn(
     memory_mb: int = 256,
     block: tuple[int, int] | None = None,
     fast: bool | None = None,
+    approximate: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `k` most cosine-similar other rows of each row.
+
+    Exact up to `EXACT_MAX_ROWS` valid rows; above (or with `approximate`) an inverted-file
+    search (`_ivf_search`) whose cost grows as m^1.5 instead of m^2.
 
     Returns `(index, similarity)`, both (N, k), sorted by decreasing similarity; rows that are
     not `valid` (e.g. no embedding) neither get nor are neighbours, and missing slots (fewer
@@ -78,6 +84,9 @@ def knn(
     if dev.type == "cuda":
         memory_mb = max(memory_mb, CUDA_MIN_BLOCK_MB)
     xv = torch.nn.functional.normalize(x[rows_ok], dim=1).to(dev)
+    if approximate if approximate is not None else m > EXACT_MAX_ROWS:
+        out_i, out_s = _ivf_search(xv, k_eff, memory_mb)
+        return _scatter_back(index, sims, rows_ok, k_eff, out_i.cpu(), out_s.cpu())
     rb, cb = block if block is not None else block_sizes(m, memory_mb)
     out_i = torch.empty((m, k_eff), dtype=torch.int64)
     out_s = torch.empty((m, k_eff), dtype=torch.float32)
@@ -114,12 +123,68 @@ def knn(
     finally:
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
 
+    return _scatter_back(index, sims, rows_ok, k_eff, out_i, out_s)
+
+
+def _scatter_back(index, sims, rows_ok, k_eff, out_i, out_s) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour lists over the valid rows (local indices) into the (N, k) outputs."""
     rows_np = rows_ok.numpy()
-    found = np.isfinite(out_s.numpy())
+    found = np.isfinite(out_s.numpy()) & (out_i.numpy() >= 0)
     mapped = np.where(found, rows_np[out_i.clamp(min=0).numpy()], -1)
     index[rows_np, :k_eff] = mapped
     sims[rows_np, :k_eff] = np.where(found, out_s.numpy(), 0.0)
     return index, sims
+
+
+def _kmeans(xv: torch.Tensor, n_lists: int, iterations: int = 8) -> torch.Tensor:
+    """Spherical k-means centroids (unit rows) from a fixed-seed sample of `xv`."""
+    gen = torch.Generator().manual_seed(0)
+    m = xv.shape[0]
+    sample = xv[torch.randperm(m, generator=gen)[: min(m, 64 * n_lists)].to(xv.device)]
+    centroids = sample[:n_lists].clone()
+    for _ in range(iterations):
+        assign = (sample @ centroids.T).argmax(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, sample)
+        filled = torch.linalg.vector_norm(sums, dim=1) > 0  # an empty list keeps its centroid
+        centroids[filled] = torch.nn.functional.normalize(sums[filled], dim=1)
+    return centroids
+
+
+def _ivf_search(xv: torch.Tensor, k: int, memory_mb: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate k-NN (an inverted file): rows are split into ~2 sqrt(m) lists by
+    k-means; the rows of a list search the rows of the `IVF_PROBE` lists whose centroids are
+    nearest its own. Cost ~ m^1.5 d instead of m^2 d; a row's true neighbour is missed only
+    when it sits in none of those lists."""
+    m = xv.shape[0]
+    n_lists = max(1, min(m // 8, round(2 * m**0.5)))
+    centroids = _kmeans(xv, n_lists)
+    step = max(1, (memory_mb * 2**20 // 4) // max(n_lists, 1))
+    assign = torch.cat([(xv[a : a + step] @ centroids.T).argmax(1) for a in range(0, m, step)])
+    probe = (centroids @ centroids.T).topk(min(IVF_PROBE, n_lists), dim=1).indices
+    order = torch.argsort(assign, stable=True)
+    bounds = torch.zeros(n_lists + 1, dtype=torch.int64, device=xv.device)
+    bounds[1:] = torch.bincount(assign, minlength=n_lists).cumsum(0)
+    members = [order[bounds[c] : bounds[c + 1]] for c in range(n_lists)]
+    out_i = torch.full((m, k), -1, dtype=torch.int64, device=xv.device)
+    out_s = torch.full((m, k), float("-inf"), device=xv.device)
+    budget = memory_mb * 2**20 // 8
+    for c in range(n_lists):
+        rows = members[c]
+        if not len(rows):
+            continue
+        cand = torch.cat([members[p] for p in probe[c].tolist()])
+        kk = min(k, len(cand) - 1)
+        if kk <= 0:
+            continue
+        chunk = max(1, budget // max(len(cand), 1))
+        for a in range(0, len(rows), chunk):
+            q = rows[a : a + chunk]
+            sim = xv[q] @ xv[cand].T
+            sim[q[:, None] == cand[None, :]] = float("-inf")  # no row is its own neighbour
+            top_s, top_i = sim.topk(kk, dim=1)
+            out_s[q, :kk] = top_s
+            out_i[q, :kk] = cand[top_i]
+    return out_i, out_s
 
 
 def knn_edges(index: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

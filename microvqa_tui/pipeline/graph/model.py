@@ -1,13 +1,17 @@
 """The GNN: per-type projections, `layers` HeteroConv layers, a consistency head on QA nodes.
 
-* Relations into caption and image nodes (a caption hears its QAs, an image its QAs and
-  captions) use GATv2Conv with the edge attributes, so the signals decide how much each QA
-  counts.
-* Relations into QA nodes (a QA hears its one caption and one image) and the k-NN relations
-  use SAGEConv (mean) over a sparse CSR adjacency: a mean with no edges x hidden
-  intermediate, which keeps 1M-node graphs in memory (PyG's edge_index mean where a device
-  cannot train through sparse CSR products). (Attention over a QA's single caption
-  would be a softmax over one edge, i.e. constant; the QA's own signals are in its features.)
+* Every relation uses GraphSAGE mean aggregation (`MeanConv`) over a `MeanAdjacency`: one
+  sparse-dense product per relation and layer forward, one backward, no edges x hidden
+  intermediate, so an epoch costs about edges x hidden and 1M-QA graphs stay in memory
+  (PyG's edge_index scatter where a device has no sparse CSR products). The layers are
+  combined by PyG's HeteroConv over the HeteroData graph. A QA's own signals are in its features, so a
+  caption or image hearing the mean of its QAs' states hears their signals too.
+* With `attention`, the relations into caption and image nodes (a caption hears its QAs,
+  an image its QAs and captions) use GATv2Conv with the signals as edge attributes, so the
+  signals decide how much each QA counts. Measured (benchmarks/graph_scale.py): most of an
+  epoch's time went into these layers' per-edge MLPs and softmax for no gain in ROC-AUC on
+  the planted benchmark, so it is off by default. (Attention over a QA's single caption
+  would be a softmax over one edge, i.e. constant.)
 
 Only the pure-torch paths of PyG are used: no torch-scatter / torch-sparse / pyg-lib.
 """
@@ -21,45 +25,92 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATv2Conv, HeteroConv, SAGEConv
+from torch_geometric.nn import GATv2Conv, HeteroConv
+from torch_geometric.utils import scatter
 
 from microvqa_tui.pipeline.graph.build import QA_RELATIONS, EdgeType, HiCQAGraph
 from microvqa_tui.pipeline.graph.inputs import NODE_TYPES
 
 
-def uses_attention(rel: EdgeType) -> bool:
-    return rel[1] != "knn" and rel[2] != "qa"
+def uses_attention(rel: EdgeType, attention: bool = True) -> bool:
+    """Whether `rel` runs GATv2 (with `attention`: relations into caption and image nodes)."""
+    return attention and rel[1] != "knn" and rel[2] != "qa"
+
+
+class MeanAdjacency:
+    """Mean aggregation over one relation as two precomputed sparse CSR products: forward
+    `A @ x` with `A` [dst, src] row-normalised, backward `A.T @ grad`.
+
+    torch's own `sparse.mm(csr, x, reduce="mean")` re-sorts the transposed matrix and
+    allocates dense dst x src temporaries in every backward pass (profiled: most of an
+    epoch); with both orientations built once, an epoch costs two SpMMs per relation.
+    """
+
+    def __init__(self, edge_index: Tensor, n_src: int, n_dst: int, device: torch.device) -> None:
+        src, dst = edge_index.to(device)
+        ones = torch.ones(src.shape[0], dtype=torch.float32, device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sparse CSR is flagged beta
+            coo = torch.sparse_coo_tensor(torch.stack([dst, src]), ones, (n_dst, n_src))
+            coo = coo.coalesce()
+            rows = coo.indices()[0]
+            degree = torch.zeros(n_dst, device=device).index_add_(0, rows, coo.values())
+            values = coo.values() / degree[rows]
+            normalised = torch.sparse_coo_tensor(coo.indices(), values, (n_dst, n_src))
+            self.forward = normalised.to_sparse_csr()
+            self.backward = normalised.t().coalesce().to_sparse_csr()
+        self.shape = (n_dst, n_src)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _SparseMean.apply(x, self)
+
+
+class _SparseMean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, adj: MeanAdjacency) -> Tensor:  # type: ignore[override]
+        ctx.adj = adj
+        return torch.sparse.mm(adj.forward, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return torch.sparse.mm(ctx.adj.backward, grad.contiguous()), None
+
+
+class MeanConv(nn.Module):
+    """GraphSAGE (mean) for one relation: `W_l mean_{src->dst} x_src + W_r x_dst`, over a
+    `MeanAdjacency` or, where sparse products do not run, an edge_index (PyG's scatter)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.lin_l = nn.Linear(hidden, hidden)
+        self.lin_r = nn.Linear(hidden, hidden, bias=False)
+
+    def forward(self, x: Tensor | tuple[Tensor, Tensor], adj: MeanAdjacency | Tensor) -> Tensor:
+        x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
+        if isinstance(adj, MeanAdjacency):
+            agg = adj(x_src)
+        else:
+            agg = scatter(x_src[adj[0]], adj[1], dim=0, dim_size=x_dst.shape[0], reduce="mean")
+        return self.lin_l(agg) + self.lin_r(x_dst)
 
 
 @dataclass
 class ModelInputs:
     x: dict[str, Tensor]
-    adj: dict[EdgeType, Tensor]  # edge_index (attention) or sparse CSR [dst, src] (mean)
+    adj: dict[EdgeType, Any]  # edge_index (attention, or mean without sparse) or MeanAdjacency
     edge_attr: dict[EdgeType, Tensor]  # attention relations only
 
 
 @functools.cache
-def sparse_backward_works(device: str) -> bool:
-    """Whether sparse CSR @ dense trains on `device` (a tiny probe, once per device);
-    where it does not, the mean relations fall back to PyG's edge_index path."""
+def sparse_works(device: str) -> bool:
+    """Whether sparse CSR @ dense runs on `device` (a tiny probe, once per device); where
+    it does not, the mean relations fall back to PyG's edge_index scatter."""
     try:
         dev = torch.device(device)
         adj = torch.eye(3, device=dev).to_sparse_csr()
-        x = torch.ones(3, 2, device=dev, requires_grad=True)
-        torch.sparse.mm(adj, x).sum().backward()
-        return bool(x.grad is not None)
+        return torch.sparse.mm(adj, torch.ones(3, 2, device=dev)).shape == (3, 2)
     except (RuntimeError, NotImplementedError):
         return False
-
-
-def _adjacency(edge_index: Tensor, n_src: int, n_dst: int, device: torch.device) -> Tensor:
-    """The transposed adjacency [dst, src] as sparse CSR, for PyG's `spmm` (mean reduce)."""
-    src, dst = edge_index.to(device)
-    values = torch.ones(src.shape[0], dtype=torch.float32, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        adj = torch.sparse_coo_tensor(torch.stack([dst, src]), values, (n_dst, n_src))
-        return adj.coalesce().to_sparse_csr()
 
 
 def model_inputs(
@@ -70,13 +121,14 @@ def model_inputs(
     qa_edge_attr: dict[EdgeType, Tensor] | None = None,
     base: ModelInputs | None = None,
     sparse: bool | None = None,
+    attention: bool = False,
 ) -> ModelInputs:
     """The graph's tensors on `device`; `x_qa` / `qa_edge_attr` replace the QA features and the
     QA relations' attributes (what-if scoring). `base` reuses already-moved tensors.
     `sparse`: mean relations as sparse CSR (default: where the device trains through it)."""
     device = torch.device(device)
     if sparse is None:
-        sparse = sparse_backward_works(str(device))
+        sparse = sparse_works(str(device))
     data = graph.data
     if base is None:
         x = {t: data[t].x.to(device) for t in NODE_TYPES}
@@ -86,12 +138,12 @@ def model_inputs(
             edge_index = data[rel].edge_index
             if edge_index.shape[1] == 0:
                 continue
-            if uses_attention(rel):
+            if uses_attention(rel, attention):
                 adj[rel] = edge_index.to(device)
                 edge_attr[rel] = data[rel].edge_attr.to(device)
             elif sparse:
                 n_src, n_dst = data[rel[0]].num_nodes, data[rel[2]].num_nodes
-                adj[rel] = _adjacency(edge_index, n_src, n_dst, device)
+                adj[rel] = MeanAdjacency(edge_index, n_src, n_dst, device)
             else:  # PyG's gather/scatter mean (more memory: one message per edge)
                 adj[rel] = edge_index.to(device)
         base = ModelInputs(x, adj, edge_attr)
@@ -176,12 +228,14 @@ class HiCQAGNN(nn.Module):
         heads: int = 2,
         dropout: float = 0.1,
         wide: tuple[int, int] | None = None,
+        attention: bool = False,
     ) -> None:
         super().__init__()
         if hidden % heads:
             heads = 1
         self.config: dict[str, Any] = {
             "wide": list(wide) if wide else None,
+            "attention": attention,
             "in_dims": dict(in_dims),
             "relations": [list(r) for r in relations],
             "edge_dims": {"__".join(r): d for r, d in edge_dims.items()},
@@ -191,6 +245,7 @@ class HiCQAGNN(nn.Module):
             "dropout": dropout,
         }
         self.relations = [tuple(r) for r in relations]
+        self.attention = attention
         self.proj = nn.ModuleDict(
             {t: nn.Sequential(nn.Linear(d, hidden), nn.ReLU()) for t, d in in_dims.items()}
         )
@@ -199,7 +254,7 @@ class HiCQAGNN(nn.Module):
         for _ in range(layers):
             convs: dict[EdgeType, nn.Module] = {}
             for rel in self.relations:
-                if uses_attention(rel):
+                if uses_attention(rel, attention):
                     convs[rel] = GATv2Conv(
                         (hidden, hidden),
                         hidden // heads,
@@ -207,8 +262,8 @@ class HiCQAGNN(nn.Module):
                         edge_dim=edge_dims[rel],
                         add_self_loops=False,
                     )
-                else:  # mean over a sparse CSR adjacency (or an edge_index, see model_inputs)
-                    convs[rel] = SAGEConv((hidden, hidden), hidden, aggr="mean")
+                else:  # mean over a MeanAdjacency (or an edge_index, see model_inputs)
+                    convs[rel] = MeanConv(hidden)
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.norms.append(nn.ModuleDict({t: nn.LayerNorm(hidden) for t in in_dims}))
         self.dropout = nn.Dropout(dropout)
@@ -225,7 +280,10 @@ class HiCQAGNN(nn.Module):
     def for_graph(cls, graph: HiCQAGraph, **kwargs: Any) -> HiCQAGNN:
         data = graph.data
         relations = [r for r in data.edge_types if data[r].edge_index.shape[1] > 0]
-        edge_dims = {r: int(data[r].edge_attr.shape[1]) for r in relations if uses_attention(r)}
+        attention = bool(kwargs.get("attention", False))
+        edge_dims = {
+            r: int(data[r].edge_attr.shape[1]) for r in relations if uses_attention(r, attention)
+        }
         in_dims = {t: int(data[t].x.shape[1]) for t in NODE_TYPES}
         wide = (graph.qa_signal_offset - 4, in_dims["qa"])  # neighbourhood + signal features
         return cls(in_dims, relations, edge_dims, wide=wide, **kwargs)
@@ -243,6 +301,7 @@ class HiCQAGNN(nn.Module):
             heads=config["heads"],
             dropout=config["dropout"],
             wide=tuple(config["wide"]) if config.get("wide") else None,
+            attention=config.get("attention", True),  # models saved before the option had it
         )
 
     def forward(self, inputs: ModelInputs) -> Tensor:

@@ -102,6 +102,7 @@ def fit_and_filter(
         device=dev,
         knn_memory_mb=settings.knn_memory_mb,
         knn_fast=settings.knn_tf32 and dev.type == "cuda",
+        embedding_dims=settings.embedding_dims,
     )
     lap("build_s")
     timings.update(graph.timings)

@@ -13,6 +13,7 @@ metrics under the run folder. Nothing is deleted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class GraphReport:
     embedding_spaces: list[str] = field(default_factory=list)
     device: str = ""
     run_dir: str = ""
+    up_to_date: bool = False  # nothing new since the last run: nothing retrained or written
+    fingerprint: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -117,6 +120,9 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
             "no QAs in the store to build the graph from",
             hint="run stage 1 (QA generation) or import QAs first",
         )
+    # Node order decides the seeded draws (negatives, split): it must not depend on the order
+    # the store returns rows in, which a write (ours included) may change.
+    qas = qas.sort_by("qa_id")
     qa_ids = qas.column("qa_id").to_pylist()
     qa_fig_ids = qas.column("figure_id").to_pylist()
     qa_cap_ids = qas.column("caption_id").to_pylist()
@@ -161,10 +167,12 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
 
 
 def _read_signals(store, qa_ids, caption_ids, qa_caption):
-    rows = _read(store, "signals", ["item_id", "name", "value", "available", "model"])
+    columns = ["signal_id", "item_id", "name", "value", "available", "model"]
+    rows = _read(store, "signals", columns)
     n_qa, n_cap = len(qa_ids), len(caption_ids)
     if rows.num_rows == 0:
         return SignalTable.empty(n_qa), SignalTable.empty(n_cap), {}
+    rows = rows.sort_by("signal_id")  # which of several rows wins must not be the store's order
     # Names as integer codes (a handful of distinct names over millions of rows).
     encoded = rows.column("name").combine_chunks().dictionary_encode()
     names = encoded.dictionary.to_pylist()
@@ -272,6 +280,38 @@ def human_labels_from_store(store: Store) -> dict[str, int]:
         elif reviews and all(r == REVIEW_REJECTED for r in reviews):
             labels[qa_id] = 0
     return labels
+
+
+def inputs_fingerprint(inputs: GraphInputs, human: np.ndarray | None, config: dict) -> str:
+    """A digest of everything a run's scores depend on: nodes, links, signals, embeddings,
+    human labels and settings. Equal digests = the same scores (training is seeded)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for ids in (inputs.qa_ids, inputs.figure_ids, inputs.caption_ids):
+        digest.update("\x1f".join(ids).encode())
+    arrays = [inputs.qa_figure, inputs.qa_caption, inputs.caption_figure]
+    for table in (inputs.signals, inputs.caption_signals):
+        digest.update("\x1f".join(table.names).encode())
+        arrays += [table.values, table.mask]
+    for node_type in sorted(inputs.embeddings):
+        for family, emb in sorted(inputs.embeddings[node_type].items()):
+            digest.update(f"{node_type}/{family}".encode())
+            arrays += [emb.vectors, emb.mask]
+    arrays.append(np.zeros(0, np.int8) if human is None else human)
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).data)
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def last_fingerprint(store: Store) -> str | None:
+    """The input digest of the newest finished graph run, None when there is none."""
+    runs = store.rows(
+        "runs", f"step = '{STEP}' AND status = 'done'", columns=["started_at", "config_json"]
+    )
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: str(r["started_at"]))
+    return json.loads(newest["config_json"] or "{}").get("inputs_fingerprint")
 
 
 # ---------------------------------------------------------------------------- writing
@@ -443,8 +483,13 @@ def run_graph(
     human_labels: dict[str, int] | None = None,
     keep_fraction: float | None = None,
     seed: int | None = None,
+    force: bool = False,
 ) -> GraphReport:
     """Build, train, score and filter; write statuses, scores, reasons, edges and the run.
+
+    When nothing the scores depend on changed since the last finished run (no new QA,
+    signal, embedding, decision or setting; see `inputs_fingerprint`), nothing is retrained
+    or written (`report.up_to_date`) unless `force`.
 
     `settings`: the tool's `Settings` (its `graph` section, defaults while not mounted) or a
     `GraphSettings`. `keep_fraction` / `seed` override the settings (defaults 0.75 / 0).
@@ -480,6 +525,14 @@ def run_graph(
         cancel.check()
 
     config = {**gs.model_dump(mode="json"), "device": device}
+    report.fingerprint = inputs_fingerprint(inputs, human, config)
+    if not force and last_fingerprint(store) == report.fingerprint:
+        # Same QAs, signals, embeddings, decisions and settings as the last run: its scores
+        # stand (a retrain would give the very same ones), so nothing is written.
+        report.up_to_date = True
+        report.qas = inputs.n_qa
+        return report
+    config["inputs_fingerprint"] = report.fingerprint
     with record_run(store, STEP, config=config) as run:
         report.run_id = run.run_id
         run.models = {

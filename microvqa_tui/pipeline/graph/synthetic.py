@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from microvqa_tui.pipeline.graph.inputs import Embeddings, GraphInputs, SignalTable
+from microvqa_tui.pipeline.graph.relational import RELATIONAL_KINDS, near_duplicate_pairs, plant
 
 CLEAN, WRONG_FIGURE, CONTRADICTED = -1, 0, 1
+KIND_NAMES = {WRONG_FIGURE: "wrong_figure", CONTRADICTED: "contradicted"} | {
+    code: name for name, code in RELATIONAL_KINDS.items()
+}
 
 DEFAULT_MISSING = {
     "nli": 0.1,
@@ -43,7 +47,7 @@ DEFAULT_MISSING = {
 @dataclass
 class PlantedData:
     inputs: GraphInputs
-    kind: np.ndarray  # (N,) CLEAN | WRONG_FIGURE | CONTRADICTED
+    kind: np.ndarray  # (N,) CLEAN | WRONG_FIGURE | CONTRADICTED | a relational kind
     caption_quality: np.ndarray  # (n_captions,)
     extra: dict = field(default_factory=dict)
 
@@ -80,9 +84,14 @@ def planted(
     missing: dict[str, float] | None = None,
     qa_clip: bool = True,
     caption_clip: bool = True,
+    relational: dict[str, float] | None = None,
     seed: int = 0,
 ) -> PlantedData:
+    """`relational`: share of the QAs given each relational corruption (see `relational`),
+    on top of `corrupt_fraction`; drawn from a second generator, so the rest is unchanged."""
     rng = np.random.default_rng(seed)
+    rng_rel = np.random.default_rng([seed, 7])
+    relational = relational or {}
     missing = {**DEFAULT_MISSING, **(missing or {})}
     f32 = np.float32
 
@@ -92,6 +101,10 @@ def planted(
     centres = 2.0 * normal(n_topics, latent_dim)
     topic = rng.integers(n_topics, size=n_figures)
     z_fig = centres[topic] + normal(n_figures, latent_dim)
+    qas_per_figure = (1 + second_caption_rate) * (qas_per_caption[0] + qas_per_caption[1]) / 2
+    pairs = near_duplicate_pairs(
+        z_fig, rng_rel, relational.get("near_duplicate", 0.0) * qas_per_figure
+    )
     p_clip = normal(latent_dim, clip_dim) / np.sqrt(latent_dim)
     p_text = normal(latent_dim, text_dim) / np.sqrt(latent_dim)
     image_clip = z_fig @ p_clip + 0.5 * normal(n_figures, clip_dim)
@@ -173,6 +186,20 @@ def planted(
     nli_ok = avail("nli")
     clip_qa_ok = avail("clip_image_qa") if qa_clip else np.zeros(n, bool)
     text_qa_ok = avail("text_qa")
+    extra: dict = {}
+    if relational:
+        state = {
+            "kind": kind, "qa_figure": qa_figure, "qa_caption": qa_caption,
+            "caption_figure": caption_figure, "quality": quality, "z_fig": z_fig,
+            "p_text": p_text, "p_clip": p_clip, "image_clip": image_clip,
+            "caption_text": caption_text, "caption_clip": caption_clip_emb,
+            "qa_text": qa_text, "qa_clip": qa_clip_emb, "text_sim": text_sim,
+            "clip_qa": clip_qa, "clip_cap": clip_cap, "clip_cap_pair": clip_cap_pair,
+            "nli": nli, "agree": agree, "support": support, "pairs": pairs, "topic": topic,
+        }  # fmt: skip
+        plant(state, rng_rel, relational)
+        if "siblings" in state:
+            extra["siblings"] = state["siblings"]
     columns = {
         "nli_entail": (nli[:, 0], nli_ok),
         "nli_neutral": (nli[:, 1], nli_ok),
@@ -207,4 +234,4 @@ def planted(
         caption_signals=caption_signals,
         embeddings=embeddings,
     )
-    return PlantedData(inputs, kind, quality)
+    return PlantedData(inputs, kind, quality, extra)

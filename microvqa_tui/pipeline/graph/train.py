@@ -157,8 +157,9 @@ def train(
             layers=settings.layers,
             heads=settings.heads,
             dropout=settings.dropout,
+            attention=settings.attention,
         ).to(device)
-        inputs = model_inputs(graph, device)
+        inputs = model_inputs(graph, device, attention=settings.attention)
         augment = SignalDropout(graph, inputs, settings.signal_dropout)
         train_rows = torch.from_numpy(np.flatnonzero(targets.train & labelled)).to(device)
         y = torch.from_numpy(targets.y).to(device)
@@ -216,7 +217,7 @@ def train(
 
 def score(result: TrainResult, graph: HiCQAGraph) -> np.ndarray:
     """Consistency scores of the real QAs."""
-    inputs = result.inputs or model_inputs(graph, result.device)
+    inputs = result.inputs or model_inputs(graph, result.device, attention=result.model.attention)
     return evaluate(result.model, inputs).scores[: graph.n_real]
 
 
@@ -240,7 +241,7 @@ def occlusion(
     out = np.zeros((len(rows), s), np.float32)
     if not len(rows) or not s:
         return out
-    base = result.inputs or model_inputs(graph, result.device)
+    base = result.inputs or model_inputs(graph, result.device, attention=result.model.attention)
     before = base_scores if base_scores is not None else evaluate(result.model, base).scores
     view = QASignalView(graph, base)
     mask = graph.qa_signals.mask
