@@ -11,6 +11,9 @@ subprocess, so peak memory is that size's alone: peak RSS of the process (the sy
 inputs included; their own size is shown beside it) and, on CUDA, the peak GPU memory
 allocated by torch.
 
+CPU s = the CPU time the process spent end to end, and load = the machine's 1-minute load
+average at the end: on a shared machine wall time depends on what else runs.
+
 End to end = corrupt + build (k-NN included) + labels + training + scoring + filter with
 reasons (one what-if pass per signal). Data generation is not counted. Training runs the
 settings' epochs with early stopping unless --epochs fixes the count (patience = epochs).
@@ -31,6 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 QAS_PER_FIGURE = 4.6
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (user + system): on a shared machine, the work done."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(args) -> None:
@@ -69,7 +78,9 @@ def child(args) -> None:
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
     clock = time.perf_counter()
+    cpu_before = _cpu_seconds()
     outcome = fit_and_filter(inputs, settings, device=device)
+    cpu = _cpu_seconds() - cpu_before
     if device.type == "cuda":
         torch.cuda.synchronize()
     total = time.perf_counter() - clock
@@ -94,6 +105,8 @@ def child(args) -> None:
         "score_s": t["score_s"],
         "filter_s": t["filter_s"],
         "total_s": round(total, 2),
+        "cpu_s": round(cpu, 1),
+        "load_1min": round(os.getloadavg()[0], 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30, 2),
         "inputs_gb": round(input_bytes / 2**30, 2),
         "rss_after_inputs_gb": round(rss_inputs / 2**30, 2),
@@ -186,6 +199,8 @@ def main() -> None:
         ("score_s", "score s", "{}"),
         ("filter_s", "filter s", "{}"),
         ("total_s", "total s", "{}"),
+        ("cpu_s", "CPU s", "{}"),
+        ("load_1min", "load", "{}"),
         ("peak_rss_gb", "peak RSS GB", "{}"),
         ("inputs_gb", "inputs GB", "{}"),
         ("peak_gpu_gb", "peak GPU GB", "{}"),

@@ -29,7 +29,7 @@ class GraphSettings(BaseModel):
         description="Principal components of each embedding family used as node features "
         "(0 = every dimension).",
     )
-    hidden: int = Field(64, ge=4, description="Hidden width of the GNN.")
+    hidden: int = Field(32, ge=4, description="Hidden width of the GNN.")
     layers: int = Field(2, ge=1, le=4, description="Message-passing layers.")
     attention: bool = Field(
         False,
@@ -38,10 +38,15 @@ class GraphSettings(BaseModel):
         "faster per epoch, as good on the planted benchmark).",
     )
     heads: int = Field(2, ge=1, description="Attention heads of the GATv2 layers.")
+    wide_init: bool = Field(
+        True,
+        description="Start the linear path from the QA's own features as the fitted logistic "
+        "regression, so the graph part learns only what the neighbourhood adds.",
+    )
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between layers.")
     epochs: int = Field(150, ge=1, description="Most training epochs (full batch).")
     patience: int = Field(
-        20, ge=1, description="Early stopping: epochs without a better validation loss."
+        10, ge=1, description="Early stopping: epochs without a better validation loss."
     )
     lr: float = Field(5e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -58,6 +63,14 @@ class GraphSettings(BaseModel):
         le=1,
         description="Share of synthetic negatives attached to another figure "
         "(the rest get a contradicted answer).",
+    )
+    duplicate_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of synthetic negatives that are verbatim duplicates of a QA on "
+        "another figure (its signals unchanged): teaches the graph that a question fitting "
+        "other figures as well is suspect.",
     )
     val_fraction: float = Field(
         0.2, ge=0, lt=1, description="Held-out share of the weak labels used for early stopping."

@@ -13,6 +13,11 @@ Two corruptions, as in MicroVQA++:
 * contradicted answer - the copy keeps its figure and caption, and its caption-QA edge gets
   contradiction features (high `nli_contradict`, low entailment, agents disagreeing).
 
+* duplicate - the very same QA, signals and all, also attached to another figure: a
+  question so unspecific that it fits any figure (a generic "what kind of image is this?"),
+  or a QA on a near-duplicate figure. Its own signals look fine; only the graph shows it: it
+  hears its source (similarity 1, on another figure) first, then its source's neighbours.
+
 Copies are training material only: they are never written to the store, and in the graph
 they only receive messages, so they do not change any real node's score.
 """
@@ -32,8 +37,8 @@ from microvqa_tui.pipeline.graph.inputs import (
     SignalTable,
 )
 
-WRONG_FIGURE, CONTRADICTED = 0, 1
-KIND_NAMES = {WRONG_FIGURE: "wrong_figure", CONTRADICTED: "contradicted"}
+WRONG_FIGURE, CONTRADICTED, DUPLICATE = 0, 1, 2
+KIND_NAMES = {WRONG_FIGURE: "wrong_figure", CONTRADICTED: "contradicted", DUPLICATE: "duplicate"}
 
 
 @dataclass
@@ -97,8 +102,10 @@ def corrupt(
     *,
     seed: int = 0,
     wrong_figure_share: float = 0.5,
+    duplicate_share: float = 0.0,
 ) -> SyntheticNegatives:
-    """`round(fraction * n_qa)` corrupted copies (see the module doc).
+    """`round(fraction * n_qa)` corrupted copies (see the module doc): `duplicate_share`
+    of them duplicates, of the rest `wrong_figure_share` on the wrong figure.
 
     Wrong-figure copies need at least two figures; contradicted ones need an NLI or agent
     signal to carry the contradiction. When only one kind is possible, all copies are of it;
@@ -112,11 +119,16 @@ def corrupt(
     can_contra = any(name in names for name in (*NLI_SIGNALS, *AGENT_SIGNALS))
     if n_total == 0 or inputs.n_qa == 0 or not (can_wrong or can_contra):
         return SyntheticNegatives.none(names)
+    n_dup = int(np.floor(n_total * duplicate_share + 0.5)) if can_wrong else 0
+    n_rest = n_total - n_dup
     if can_wrong and can_contra:
-        n_wrong = int(np.floor(n_total * wrong_figure_share + 0.5))
+        n_wrong = int(np.floor(n_rest * wrong_figure_share + 0.5))
     else:
-        n_wrong = n_total if can_wrong else 0
-    kind = np.array([WRONG_FIGURE] * n_wrong + [CONTRADICTED] * (n_total - n_wrong), np.int8)
+        n_wrong = n_rest if can_wrong else 0
+    kind = np.array(
+        [WRONG_FIGURE] * n_wrong + [CONTRADICTED] * (n_rest - n_wrong) + [DUPLICATE] * n_dup,
+        np.int8,
+    )
     source = rng.choice(inputs.n_qa, size=n_total, replace=n_total > inputs.n_qa)
     figure = inputs.qa_figure[source].copy()
     caption = inputs.qa_caption[source].copy()
@@ -132,6 +144,9 @@ def corrupt(
     contra = np.flatnonzero(kind == CONTRADICTED)
     if len(contra):
         _contradict(sig, rng, values, mask, contra)
+    dup = np.flatnonzero(kind == DUPLICATE)
+    if len(dup):  # the same QA, signals and all, on another figure
+        _attach_elsewhere(inputs, rng, source[dup], figure, caption, dup)
     return SyntheticNegatives(source, kind, figure, caption, SignalTable(names, values, mask))
 
 

@@ -30,7 +30,7 @@ def block_sizes(n: int, memory_mb: int) -> tuple[int, int]:
     return rows, cols
 
 
-EXACT_MAX_ROWS = 50_000  # above this, exact search (m^2 d) gives way to an inverted file
+EXACT_MAX_ROWS = 20_000  # above this, exact search (m^2 d) gives way to an inverted file
 IVF_PROBE = 6  # lists each list's rows search (their own included)
 RERANK_EXTRA = 16  # extra candidates kept by the fast (TF32) pass, reranked in full fp32
 CUDA_MIN_BLOCK_MB = 2048

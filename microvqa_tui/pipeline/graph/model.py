@@ -80,10 +80,11 @@ class MeanConv(nn.Module):
     """GraphSAGE (mean) for one relation: `W_l mean_{src->dst} x_src + W_r x_dst`, over a
     `MeanAdjacency` or, where sparse products do not run, an edge_index (PyG's scatter)."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, root: bool = True) -> None:
         super().__init__()
         self.lin_l = nn.Linear(hidden, hidden)
-        self.lin_r = nn.Linear(hidden, hidden, bias=False)
+        # HeteroConv sums the relations into a node type: one root weight there is enough.
+        self.lin_r = nn.Linear(hidden, hidden, bias=False) if root else None
 
     def forward(self, x: Tensor | tuple[Tensor, Tensor], adj: MeanAdjacency | Tensor) -> Tensor:
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
@@ -91,7 +92,8 @@ class MeanConv(nn.Module):
             agg = adj(x_src)
         else:
             agg = scatter(x_src[adj[0]], adj[1], dim=0, dim_size=x_dst.shape[0], reduce="mean")
-        return self.lin_l(agg) + self.lin_r(x_dst)
+        out = self.lin_l(agg)
+        return out if self.lin_r is None else out + self.lin_r(x_dst)
 
 
 @dataclass
@@ -253,6 +255,7 @@ class HiCQAGNN(nn.Module):
         self.norms = nn.ModuleList()
         for _ in range(layers):
             convs: dict[EdgeType, nn.Module] = {}
+            rooted: set[str] = set()
             for rel in self.relations:
                 if uses_attention(rel, attention):
                     convs[rel] = GATv2Conv(
@@ -263,7 +266,8 @@ class HiCQAGNN(nn.Module):
                         add_self_loops=False,
                     )
                 else:  # mean over a MeanAdjacency (or an edge_index, see model_inputs)
-                    convs[rel] = MeanConv(hidden)
+                    convs[rel] = MeanConv(hidden, root=rel[2] not in rooted)
+                    rooted.add(rel[2])
             self.convs.append(HeteroConv(convs, aggr="sum"))
             self.norms.append(nn.ModuleDict({t: nn.LayerNorm(hidden) for t in in_dims}))
         self.dropout = nn.Dropout(dropout)

@@ -94,6 +94,7 @@ def fit_and_filter(
         settings.synthetic_negative_fraction,
         seed=settings.seed,
         wrong_figure_share=settings.wrong_figure_share,
+        duplicate_share=settings.duplicate_share,
     )
     graph = build_graph(
         inputs,

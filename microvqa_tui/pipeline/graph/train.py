@@ -133,6 +133,27 @@ def evaluate(
     return result
 
 
+def fit_wide(model: HiCQAGNN, x_qa: torch.Tensor, rows, y, w, l2: float = 1e-3) -> None:
+    """Start the model's wide path as the logistic regression on the same targets and
+    features (L-BFGS to convergence): the graph part, which starts at zero, then only has to
+    learn what the neighbourhood adds, and early stopping keeps it out where it adds
+    nothing."""
+    if model.wide is None:
+        return
+    a, b = model.wide_cols
+    x = x_qa[rows, a:b]
+    opt = torch.optim.LBFGS(model.wide.parameters(), max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = _weighted_bce(model.wide(x).squeeze(-1), y, w)
+        loss = loss + l2 * model.wide.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
 def train(
     graph: HiCQAGraph,
     targets: TrainTargets,
@@ -165,6 +186,8 @@ def train(
         y = torch.from_numpy(targets.y).to(device)
         w = torch.from_numpy(targets.weight).to(device)
         y_train, w_train = y[train_rows], w[train_rows]
+        if settings.wide_init:
+            fit_wide(model, inputs.x["qa"], train_rows, y_train, w_train)
         has_val = bool((targets.val & labelled).any())
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
