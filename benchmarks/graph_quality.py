@@ -1,28 +1,28 @@
-"""Quality of the HiCQA-Graph consistency score against single signals and simple combiners.
+"""Quality of the HiCQA-Graph consistency score against single signals and other scorers.
 
     python benchmarks/graph_quality.py                      # planted data, 3 seeds
-    python benchmarks/graph_quality.py --figures 2000 --seeds 0 1 2 3 4
+    python benchmarks/graph_quality.py --figures 2000 --seeds 0 1 2 3 4 --json out.json
+    python benchmarks/graph_quality.py --relational 0       # per-QA corruptions only
     python benchmarks/graph_quality.py --store PATH         # a real store, judged by reviews
 
 Planted data (`microvqa_tui.pipeline.graph.synthetic.planted`): figures in topics, captions of
 varying quality, QAs near their caption in embedding space, signals drawn from each QA's
-latent consistency with per-signal noise (CLIP ones weak, agents binary and noisy, NLI
-missing a share of contradictions), signals missing for 10-50% of QAs; a fixed fraction of
-QAs (default 20%) corrupted - attached to the wrong figure or answer contradicted - whose
-labels are known. No label reaches training: the graph learns from its weak labels and its
-own synthetic negatives only.
+latent consistency with per-signal noise, signals missing for 10-50% of QAs. Corrupted QAs
+(labels known, never used for training) of two per-QA kinds - wrong figure, contradicted
+answer (`--corrupt`, 10% of QAs) - and four relational kinds (`--relational`, 3.5% each, see
+`microvqa_tui.pipeline.graph.relational`): a whole caption written for another figure, a
+QA on a near-duplicate figure, a QA contradicting a sibling of its caption, clusters of
+near-identical generic questions. The graph learns from its weak labels and its own
+synthetic negatives only.
 
-Compared, on the same QAs:
-* each single signal (direction-corrected; a QA without it gets the signal's median);
-* the plain average of the available signals' percentile ranks;
-* a logistic regression on the signal features trained on the very same targets as the
-  graph (weak labels + synthetic negatives): what the learning buys without the graph;
-  and the same with the graph's neighbourhood-agreement features added (share of a QA's
-  nearest QAs on its figure / caption): what the hand-made graph features buy without the GNN;
-* the graph without its k-NN edges (`--ablations`);
-* the HiCQA-Graph.
-Metrics: ROC-AUC (consistent vs corrupted), precision at the keep threshold (share of
-consistent QAs among the kept 75%) and the share of corrupted QAs held out (recall).
+Compared in one run, on the same QAs: each single signal (direction-corrected; a QA without
+it gets the signal's median); the plain average of the available signals' percentile
+ranks; logistic regression and gradient boosting (scikit-learn) on the QA's own signal
+features, and on those + the graph's neighbourhood-agreement features, trained on the very
+same targets as the GNN (weak labels + synthetic negatives); label propagation of the weak
+labels' posterior over the QA links (nearest QAs, caption siblings); the GNN (`--ablations`:
+also without k-NN edges). One table: ROC-AUC (clean vs corrupted) / precision at the keep
+cut, overall and per corruption kind (clean QAs vs that kind's).
 With `--store`, the labels are the store's human accept/reject decisions, used for
 evaluation only.
 """

@@ -232,6 +232,7 @@ def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
     before = _scores_by_id(store)
     again = run_graph(store, settings)
     assert again.up_to_date and not first.up_to_date
+    assert (again.kept, again.held_out) == (first.kept, first.held_out)
     assert again.fingerprint == first.fingerprint and _scores_by_id(store) == before
     # Our own write reorders the table; a forced retrain still gives the very same scores.
     forced = run_graph(store, settings, force=True)

@@ -34,8 +34,7 @@ class GraphSettings(BaseModel):
     attention: bool = Field(
         False,
         description="GATv2 attention (with the signals as edge attributes) on the relations "
-        "into caption and image nodes; off = mean aggregation everywhere (several times "
-        "faster per epoch, as good on the planted benchmark).",
+        "into caption and image nodes; off = mean aggregation everywhere (faster per epoch).",
     )
     heads: int = Field(2, ge=1, description="Attention heads of the GATv2 layers.")
     wide_init: bool = Field(

@@ -6,6 +6,8 @@ arrays, so benchmarks and tests need no store; `run.py` fills them from one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,3 +205,24 @@ class GraphInputs:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+
+def fingerprint(inputs: GraphInputs, human: np.ndarray | None, config: dict) -> str:
+    """A digest of everything a run's scores depend on: nodes, links, signals, embeddings,
+    human labels and settings. Equal digests = the same scores (training is seeded)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for ids in (inputs.qa_ids, inputs.figure_ids, inputs.caption_ids):
+        digest.update("\x1f".join(ids).encode())
+    arrays = [inputs.qa_figure, inputs.qa_caption, inputs.caption_figure]
+    for table in (inputs.signals, inputs.caption_signals):
+        digest.update("\x1f".join(table.names).encode())
+        arrays += [table.values, table.mask]
+    for node_type in sorted(inputs.embeddings):
+        for family, emb in sorted(inputs.embeddings[node_type].items()):
+            digest.update(f"{node_type}/{family}".encode())
+            arrays += [emb.vectors, emb.mask]
+    arrays.append(np.zeros(0, np.int8) if human is None else human)
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).data)
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return digest.hexdigest()

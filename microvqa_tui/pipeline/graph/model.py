@@ -8,10 +8,11 @@
   caption or image hearing the mean of its QAs' states hears their signals too.
 * With `attention`, the relations into caption and image nodes (a caption hears its QAs,
   an image its QAs and captions) use GATv2Conv with the signals as edge attributes, so the
-  signals decide how much each QA counts. Measured (benchmarks/graph_scale.py): most of an
-  epoch's time went into these layers' per-edge MLPs and softmax for no gain in ROC-AUC on
-  the planted benchmark, so it is off by default. (Attention over a QA's single caption
-  would be a softmax over one edge, i.e. constant.)
+  signals decide how much each QA counts. Off by default: profiled at 10k QAs, an epoch's
+  time went into `torch.sparse.mm(reduce="mean")`'s backward (a re-sort and dense
+  temporaries per call) and these layers' per-edge work (edge MLPs, scatter softmax), while
+  the QA's signals already reach captions and images through its state. (Attention over a
+  QA's single caption would be a softmax over one edge, i.e. constant.)
 
 Only the pure-torch paths of PyG are used: no torch-scatter / torch-sparse / pyg-lib.
 """

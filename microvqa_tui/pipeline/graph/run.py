@@ -13,7 +13,6 @@ metrics under the run folder. Nothing is deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from microvqa_tui.pipeline.graph.inputs import (
     Embeddings,
     GraphInputs,
     SignalTable,
+    fingerprint,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
@@ -282,27 +282,6 @@ def human_labels_from_store(store: Store) -> dict[str, int]:
     return labels
 
 
-def inputs_fingerprint(inputs: GraphInputs, human: np.ndarray | None, config: dict) -> str:
-    """A digest of everything a run's scores depend on: nodes, links, signals, embeddings,
-    human labels and settings. Equal digests = the same scores (training is seeded)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for ids in (inputs.qa_ids, inputs.figure_ids, inputs.caption_ids):
-        digest.update("\x1f".join(ids).encode())
-    arrays = [inputs.qa_figure, inputs.qa_caption, inputs.caption_figure]
-    for table in (inputs.signals, inputs.caption_signals):
-        digest.update("\x1f".join(table.names).encode())
-        arrays += [table.values, table.mask]
-    for node_type in sorted(inputs.embeddings):
-        for family, emb in sorted(inputs.embeddings[node_type].items()):
-            digest.update(f"{node_type}/{family}".encode())
-            arrays += [emb.vectors, emb.mask]
-    arrays.append(np.zeros(0, np.int8) if human is None else human)
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).data)
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
-
-
 def last_fingerprint(store: Store) -> str | None:
     """The input digest of the newest finished graph run, None when there is none."""
     runs = store.rows(
@@ -488,7 +467,7 @@ def run_graph(
     """Build, train, score and filter; write statuses, scores, reasons, edges and the run.
 
     When nothing the scores depend on changed since the last finished run (no new QA,
-    signal, embedding, decision or setting; see `inputs_fingerprint`), nothing is retrained
+    signal, embedding, decision or setting; see `inputs.fingerprint`), nothing is retrained
     or written (`report.up_to_date`) unless `force`.
 
     `settings`: the tool's `Settings` (its `graph` section, defaults while not mounted) or a
@@ -525,12 +504,15 @@ def run_graph(
         cancel.check()
 
     config = {**gs.model_dump(mode="json"), "device": device}
-    report.fingerprint = inputs_fingerprint(inputs, human, config)
+    report.fingerprint = fingerprint(inputs, human, config)
     if not force and last_fingerprint(store) == report.fingerprint:
         # Same QAs, signals, embeddings, decisions and settings as the last run: its scores
         # stand (a retrain would give the very same ones), so nothing is written.
         report.up_to_date = True
         report.qas = inputs.n_qa
+        report.kept = store.count("qas", f"status = '{STATUS_KEPT}'")
+        report.held_out = store.count("qas", f"status = '{STATUS_HELD_OUT}'")
+        report.human_labels = 0 if human is None else int((human >= 0).sum())
         return report
     config["inputs_fingerprint"] = report.fingerprint
     with record_run(store, STEP, config=config) as run:
