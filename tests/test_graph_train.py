@@ -224,7 +224,7 @@ def test_scores_do_not_depend_on_the_order_the_store_returns_rows_in(tmp_path):
 
 
 def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
-    from microvqa_tui.review import Reviewer
+    from microvqa_tui.services.review import Reviewer
 
     store, _data, _ids = filled
     settings = fast_settings()
