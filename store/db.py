@@ -70,7 +70,8 @@ class Store:
     # ------------------------------------------------------------------ tables
     def table(self, name: str):
         """The LanceDB table `name` for reading; an empty stand-in (nothing written to the
-        store) when the table does not exist yet."""
+        store) when the table does not exist yet. For `store/` itself: code outside the store
+        reads through the read methods below (`rows`, `iter_batches`, `page`, ...)."""
         if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
             raise StoreError(f"unknown table {name!r}")
         with self._lock:
