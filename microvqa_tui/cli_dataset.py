@@ -295,7 +295,11 @@ def dedup_policy(
 @app.command("export")
 def export(
     out_dir: Annotated[
-        Path, typer.Argument(help="Folder to write (created; must be empty unless --overwrite).")
+        Path,
+        typer.Argument(
+            help="Folder to write: new, empty, or an earlier export (with --overwrite); "
+            "never inside the store."
+        ),
     ],
     fmt: Annotated[
         Format, typer.Option("--format", help="parquet (MicroVQA++), jsonl + images, llava.")
@@ -306,7 +310,11 @@ def export(
     include_flagged: Annotated[bool, typer.Option("--include-flagged")] = False,
     include_held_out: Annotated[bool, typer.Option("--include-held-out")] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a previous export in OUT_DIR.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace an earlier export in OUT_DIR: deletes only the files it listed.",
+        ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonFlag = False,

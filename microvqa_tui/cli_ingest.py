@@ -159,6 +159,14 @@ def ingest(
         SourceKind | None,
         typer.Option("--kind", help="Force the source kind instead of detecting it."),
     ] = None,
+    allow_outside_paths: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-paths",
+            help="Let a manifest name image files outside its own folder "
+            "(ingest.allow_outside_paths).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Ingest figure–caption pairs (and MicroVQA-style MCQs from Parquet) into the store.
@@ -167,6 +175,9 @@ def ingest(
     Re-running adds nothing already there, so an interrupted ingest resumes where it stopped.
     """
     settings = state.settings()
+    if allow_outside_paths:
+        ingest_settings = settings.ingest.model_copy(update={"allow_outside_paths": True})
+        settings = settings.model_copy(update={"ingest": ingest_settings})
     store = state.open_store(settings, create=True)
     cancel = CancelToken()
     err = Console(stderr=True)

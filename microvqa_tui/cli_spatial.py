@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -86,13 +86,17 @@ def spatial(
     if as_json:
         emit_json(summary)
         return
+    _print_summary(summary, report.run_id)
+
+
+def _print_summary(summary: dict[str, Any], run_id: str) -> None:
     table = Table(
         "family",
         "generated",
         "new",
         "skipped",
         "items/s",
-        title=f"spatial items (run {report.run_id})",
+        title=f"spatial items (run {run_id})",
     )
     for family, counts in summary["families"].items():
         table.add_row(

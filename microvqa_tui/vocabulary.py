@@ -191,6 +191,7 @@ CAPTION_NOT_UTF8 = "caption_not_utf8"
 MALFORMED_ROW = "malformed_row"
 UNSAFE_PATH = "unsafe_path"
 UNREADABLE_SOURCE = "unreadable_source"
+NAME_NOT_UTF8 = "name_not_utf8"
 
 INGEST_REASONS: dict[str, str] = {
     CORRUPT_IMAGE: "the image could not be decoded (corrupt or truncated)",
@@ -205,6 +206,8 @@ INGEST_REASONS: dict[str, str] = {
     CAPTION_TOO_LONG: "the caption is longer than ingest.max_caption_chars",
     CAPTION_NOT_UTF8: "the caption is not valid UTF-8",
     MALFORMED_ROW: "the row cannot be parsed or has fields of the wrong type",
-    UNSAFE_PATH: "an archive member with an absolute or '..' path, or a link",
+    UNSAFE_PATH: "an archive member with an absolute or '..' path, or a link; a manifest path "
+    "outside the manifest's folder (see ingest.allow_outside_paths)",
     UNREADABLE_SOURCE: "the rest of an archive or file could not be read (truncated or corrupt)",
+    NAME_NOT_UTF8: "a file name, path or text field is not valid UTF-8",
 }

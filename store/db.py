@@ -71,7 +71,7 @@ class Store:
     def table(self, name: str):
         """The LanceDB table `name` for reading; an empty stand-in (nothing written to the
         store) when the table does not exist yet. For `store/` itself: code outside the store
-        reads through the read methods below (`rows`, `iter_batches`, `page`, ...)."""
+        reads through the read methods below (`rows`, `batches`, `page`, ...)."""
         if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
             raise StoreError(f"unknown table {name!r}")
         with self._lock:
@@ -257,7 +257,7 @@ class Store:
         order_by: list[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every row of `table` matching `where`, as dicts. For tables that may hold
-        millions of rows, stream with `iter_batches` or read a few columns with `column`."""
+        millions of rows, stream with `batches` or read a few columns with `column`."""
         return self.arrow(table, where, columns, order_by).to_pylist()
 
     def arrow(
@@ -271,15 +271,16 @@ class Store:
         with self.errors(table, "read"):
             return queries.arrow(self.table(table), where=where, columns=columns, order_by=order_by)
 
-    def iter_batches(
+    def batches(
         self,
         table: str,
-        where: str | None = None,
         columns: list[str] | None = None,
+        where: str | None = None,
         batch_size: int = 4096,
     ) -> Iterator[pa.RecordBatch]:
-        """The rows of `table` matching `where` in Arrow batches of at most `batch_size`
-        rows, read as they are consumed: memory stays one batch, whatever the table's size."""
+        """The rows of `table` matching `where` as Arrow record batches of `columns` (at most
+        `batch_size` rows each), read as they are consumed: memory stays one batch whatever
+        the table's size (vectors, image bytes, million-row scans)."""
         with self.errors(table, "read"):
             yield from queries.batches(
                 self.table(table), where=where, columns=columns, batch_size=batch_size

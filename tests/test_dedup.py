@@ -187,6 +187,32 @@ def test_text_model_used_when_available(store):
     assert groups == {frozenset(p) for p in ds.paraphrased}
 
 
+class CountingEncoder(FakeTextEncoder):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts, **kw):
+        self.seen.extend(texts)
+        return super().encode(texts, **kw)
+
+
+def test_captions_embedded_by_the_same_model_are_not_encoded_again(store):
+    ds = build_dataset(store, n_topics=4, copies=())
+    captions = sorted(store.rows("captions", columns=["caption_id", "text"]), key=str)
+    stored, missing = captions[::2], captions[1::2]
+    vectors = FakeTextEncoder().encode([c["text"] for c in stored])
+    ids = [c["caption_id"] for c in stored]
+    store.write_embeddings("text_caption", ids, vectors, model="fake-bow")
+    # Vectors of another model are not reused: their captions are encoded.
+    store.write_embeddings("text_caption", ["other"], vectors[:1], model="another-model")
+    encoder = CountingEncoder()
+    report = run_dedup(store, None, kinds=["caption"], text_encoder=encoder, threshold=0.8)
+    assert sorted(encoder.seen) == sorted(c["text"] for c in missing)
+    assert report.kinds["caption"].model == "fake-bow"
+    groups = {frozenset(g["member_ids"]) for g in list_groups(store, kind="caption")}
+    assert groups == {frozenset(p) for p in ds.paraphrased}
+
+
 def test_rerun_keeps_groups_and_decisions(store, no_text_model):
     build_dataset(store, n_topics=4, copies=("resized", "jpeg"))
     first = run_dedup(store, None, kinds=["image", "question"])

@@ -356,21 +356,84 @@ def test_hostile_image_names_stay_inside_the_export(empty_store, tmp_path):
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(names.values())
 
 
-def test_existing_folder_needs_overwrite_and_keeps_other_files(store, curated, tmp_path):
+def test_existing_export_needs_overwrite_and_keeps_other_files(store, curated, tmp_path):
     out = tmp_path / "export"
-    out.mkdir()
+    first = export_dataset(store, out, fmt="jsonl")
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(ExportError, match="overwrite"):
-        export_dataset(store, out, fmt="jsonl")
-    first = export_dataset(store, out, fmt="jsonl", overwrite=True)
+    (out / "images" / "mine.png").write_bytes(b"a person's own file")
     with pytest.raises(ExportError, match="overwrite"):
         export_dataset(store, out, fmt="parquet")
     second = export_dataset(store, out, fmt="parquet", overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
-    assert (
-        not (out / "images").exists() and not (out / "train.jsonl").exists()
-    )  # old export replaced
+    # The old export's files are gone; a file it did not write stays where it was.
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["mine.png"]
+    assert not (out / "train.jsonl").exists()
     assert sum(second.splits.values()) == sum(first.splits.values())
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["complete"] and "notes.txt" not in manifest["files"]
+    assert all((out / f).is_file() for f in manifest["files"])
+
+
+def _snapshot(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_export(store, curated, tmp_path):
+    out = tmp_path / "mine"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "results.csv").write_text("a,b\n1,2\n")
+    (out / "images").mkdir()
+    (out / "images" / "cell.png").write_bytes(b"precious")
+    (out / "README.md").write_text("my notes")
+    before = _snapshot(out)
+    with pytest.raises(ExportError, match="holds no export of ours"):
+        export_dataset(store, out, fmt="jsonl", overwrite=True)
+    (out / "export.json").write_text(json.dumps({"tool": "other", "files": ["README.md"]}))
+    before = _snapshot(out)
+    with pytest.raises(ExportError, match="holds no export of ours"):
+        export_dataset(store, out, fmt="jsonl", overwrite=True)
+    assert _snapshot(out) == before
+
+
+def test_overwrite_refuses_a_folder_inside_the_store(store, curated, tmp_path):
+    captions = store.count("captions")
+    table_dir = store.path / "captions.lance"
+    before = _snapshot(table_dir)
+    for out in (table_dir, store.path / "new-folder", store.path):
+        with pytest.raises(ExportError, match="inside the store"):
+            export_dataset(store, out, fmt="jsonl", overwrite=True)
+    assert _snapshot(table_dir) == before and not (store.path / "new-folder").exists()
+    store.refresh()
+    assert store.count("captions") == captions
+    assert len(store.rows("captions", columns=["caption_id"])) == captions
+
+
+def test_overwrite_never_replaces_a_file_the_old_export_did_not_write(store, curated, tmp_path):
+    out = tmp_path / "export"
+    export_dataset(store, out, fmt="parquet")
+    (out / "train.jsonl").write_text("a person's own split")
+    with pytest.raises(ExportError, match=r"train\.jsonl"):
+        export_dataset(store, out, fmt="jsonl", overwrite=True)
+    assert (out / "train.jsonl").read_text() == "a person's own split"
+
+
+def test_an_interrupted_export_can_be_overwritten(store, curated, tmp_path):
+    """A killed export leaves its early manifest (planned files) and some files; the next
+    `--overwrite` recognises the folder and clears exactly those files."""
+    from microvqa_tui.pipeline.export import prepare_out_dir
+
+    out = tmp_path / "export"
+    prepare_out_dir(out, overwrite=False, planned=["train.jsonl", "images/a.png", "README.md"])
+    (out / "images").mkdir()
+    (out / "images" / "a.png").write_bytes(b"half")
+    (out / ".train.jsonl.partial").write_text("{")
+    report = export_dataset(store, out, fmt="parquet", overwrite=True)
+    assert not (out / "images").exists() and not (out / ".train.jsonl.partial").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data", "export.json"]
+    assert sum(report.splits.values()) > 0
 
 
 def test_nothing_to_export_is_an_error(empty_store, tmp_path):

@@ -68,6 +68,18 @@ def test_get_many_and_quoting(store):
     assert store.page("captions", where="figure_id = 'it''s'")[0]["text"] == "quote ' inside"
 
 
+def test_batches_stream_filtered_columns_of_any_table(store):
+    store.insert_new("captions", [caption_row(f"fig{i % 3}", f"text {i}") for i in range(30)])
+    got = list(store.batches("captions", ["caption_id"], "figure_id = 'fig1'", batch_size=4))
+    assert [b.num_rows for b in got] == [4, 4, 2]
+    assert got[0].schema.names == ["caption_id"]
+    assert list(store.batches("figures", ["figure_id"])) == []  # empty table: no batches
+    vectors = np.eye(3, dtype="float32")
+    store.write_embeddings("test", ["a", "b", "c"], vectors, model="m")
+    (batch,) = store.batches("emb_test", ["item_id", "model"], "item_id != 'b'")
+    assert sorted(batch.column("item_id").to_pylist()) == ["a", "c"]
+
+
 def test_nearest_neighbours(store):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(50, 8)).astype("float32")
@@ -203,14 +215,6 @@ def test_sorted_pages_follow_order_by_and_never_overlap(store):
     assert len(texts) == 10 and texts == sorted(texts, reverse=True)
 
 
-def test_iter_batches_streams_filtered_projected_rows(store):
-    _numbered_captions(store, 25)
-    batches = list(store.iter_batches("captions", "figure_id = 'fig0'", ["text"], batch_size=4))
-    assert all(b.num_rows <= 4 for b in batches) and sum(b.num_rows for b in batches) == 9
-    assert all(b.schema.names == ["text"] for b in batches)
-    assert list(store.iter_batches("mcqs")) == []  # not written yet: nothing, and no table
-
-
 def test_whole_column_and_arrow_reads_are_typed_even_when_empty(store):
     _numbered_captions(store, 6)
     assert sorted(store.column("captions", "text", "figure_id = 'fig2'")) == [
@@ -249,8 +253,7 @@ def test_embedding_tables_read_through_the_same_api(store):
 RAW_READERS_LEFT = {
     "microvqa_tui/services/review.py",
     "microvqa_tui/pipeline/graph/run.py",
-    "microvqa_tui/pipeline/dedup/core.py",
-    "microvqa_tui/pipeline/dedup/storeio.py",
+    "microvqa_tui/pipeline/dedup/vectors.py",
     "microvqa_tui/ingest/runner.py",
 }
 

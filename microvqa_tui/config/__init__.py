@@ -69,6 +69,11 @@ class IngestSettings(Section):
         True,
         description="Store image bytes in the store (self-contained) rather than only the path.",
     )
+    allow_outside_paths: bool = Field(
+        False,
+        description="Let a manifest or Parquet path column name files outside its own folder "
+        "(absolute paths elsewhere, '..').",
+    )
 
 
 class ModelSettings(Section):

@@ -26,6 +26,7 @@ from microvqa_tui.ingest.fields import (
     first_key,
     rest,
 )
+from microvqa_tui.ingest.paths import resolve_under
 from microvqa_tui.ingest.records import KIND_MANIFEST, ImageRef, Record, Reject, excerpt
 
 JSONL_EXTENSIONS = (".jsonl", ".ndjson")
@@ -172,9 +173,9 @@ class ManifestReader:
             return Reject(
                 source, ref, reasons.MALFORMED_ROW, "the image path is not UTF-8", payload
             )
-        image_path = Path(image_value)
-        if not image_path.is_absolute():
-            image_path = path.parent / image_path
+        image_path = resolve_under(path.parent, image_value, self.settings.allow_outside_paths)
+        if isinstance(image_path, str):
+            return Reject(source, ref, reasons.UNSAFE_PATH, image_path, payload)
         used = {image_key}
         caption_key = first_key(row, CAPTION_KEYS)
         caption: Any = None

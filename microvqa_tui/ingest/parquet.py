@@ -31,6 +31,7 @@ from microvqa_tui.ingest.fields import (
     rest,
     scalar_text,
 )
+from microvqa_tui.ingest.paths import resolve_under
 from microvqa_tui.ingest.records import (
     KIND_PARQUET,
     ImageRef,
@@ -39,6 +40,7 @@ from microvqa_tui.ingest.records import (
     Reject,
     excerpt,
 )
+from microvqa_tui.ingest.validate import Problem
 
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 PREFERRED_IMAGE_COLUMNS = ("image", "images", "images_list", "img", "jpg", "png", "image_bytes")
@@ -219,13 +221,13 @@ class ParquetReader:
 
     def _images(
         self, path: Path, layout: FileLayout, row_no: int, value: Any, base_id: str
-    ) -> list[ImageRef] | str:
+    ) -> list[ImageRef] | Problem:
         if layout.image_shape == LIST:
             items = list(value or [])
         else:
             items = [] if value is None else [value]
         if not items:
-            return "the row has no image"
+            return Problem(reasons.MISSING_FILE, "the row has no image")
         refs = []
         multi = len(items) > 1
         for j, item in enumerate(items):
@@ -241,10 +243,10 @@ class ParquetReader:
             elif isinstance(item, dict):
                 data, rel = item.get("bytes"), item.get("path")
             else:
-                return f"image {j} is not an image struct"
+                return Problem(reasons.MISSING_FILE, f"image {j} is not an image struct")
             if data is not None:
                 if not isinstance(data, bytes):
-                    return f"image {j} bytes have the wrong type"
+                    return Problem(reasons.MISSING_FILE, f"image {j} bytes have the wrong type")
                 refs.append(
                     ImageRef(
                         data=data,
@@ -254,14 +256,16 @@ class ParquetReader:
                     )
                 )
             elif isinstance(rel, str) and rel:
-                file = Path(rel) if Path(rel).is_absolute() else path.parent / rel
+                file = resolve_under(path.parent, rel, self.settings.allow_outside_paths)
+                if isinstance(file, str):
+                    return Problem(reasons.UNSAFE_PATH, f"image {j}: {file}")
                 refs.append(
                     ImageRef(
                         path=file, location=str(file), original_id=original_id, ref_suffix=suffix
                     )
                 )
             else:
-                return f"image {j} has neither bytes nor a path"
+                return Problem(reasons.MISSING_FILE, f"image {j} has neither bytes nor a path")
         return refs
 
     def _record(
@@ -281,8 +285,8 @@ class ParquetReader:
         images = self._images(
             path, layout, row_no, row.get(layout.image_column), fields.original_id
         )
-        if isinstance(images, str):
-            return Reject(source, ref, reasons.MISSING_FILE, images, payload)
+        if isinstance(images, Problem):
+            return Reject(source, ref, images.reason, images.detail, payload)
         item = None
         if layout.has_mcq:
             item = self._mcq(layout, row, row_no)

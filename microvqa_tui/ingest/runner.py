@@ -30,6 +30,7 @@ from pathlib import Path
 from microvqa_tui.config import IngestSettings
 from microvqa_tui.ingest import reasons
 from microvqa_tui.ingest.fields import to_json
+from microvqa_tui.ingest.paths import not_utf8, printable
 from microvqa_tui.ingest.records import ImageRef, Record, Reject, excerpt
 from microvqa_tui.ingest.rows import Columns
 from microvqa_tui.ingest.validate import (
@@ -127,8 +128,32 @@ def _reject(record: Record, problem: Problem, suffix: str = "") -> Reject:
     return Reject(record.source, record.ref + suffix, problem.reason, problem.detail, payload)
 
 
+def text_problem(record: Record) -> Problem | None:
+    """Why the record's names or fields cannot be stored as text: on Linux a file name (or a
+    tar member name, or metadata decoded leniently) may be bytes that are not UTF-8."""
+    named = [
+        ("source", record.source),
+        ("name", record.ref),
+        *(("path", image.location) for image in record.images),
+        *(("id", image.original_id) for image in record.images),
+        ("id", record.original_id),
+        ("article id", record.article_id),
+        ("license", record.license),
+        ("attribution", record.attribution),
+    ]
+    for what, text in named:
+        if not_utf8(text):
+            return Problem(reasons.NAME_NOT_UTF8, f"the {what} {printable(text)!r} is not UTF-8")
+    if record.meta and not_utf8(to_json(record.meta)):
+        return Problem(reasons.NAME_NOT_UTF8, "a metadata field is not UTF-8")
+    return None
+
+
 def prepare(record: Record, settings: IngestSettings) -> _Prepared | Reject:
-    """Check the caption, load and hash the images (no decoding yet)."""
+    """Check names and caption, load and hash the images (no decoding yet)."""
+    problem = text_problem(record)
+    if problem is not None:
+        return _reject(record, problem)
     caption: str | None = None
     raw = record.caption
     optional_and_absent = not record.caption_required and (
@@ -401,15 +426,17 @@ class IngestRunner:
 
     def _quarantine(self, rows: Columns, reject: Reject, now) -> None:
         self.counts.quarantined[reject.reason] += 1
+        # Whatever a reader put in the reject, the row must be storable text.
+        source, ref = printable(reject.source), printable(reject.ref)
         rows.append(
             {
-                "quarantine_id": text_id(reasons.STAGE, reject.source, reject.ref, reject.reason),
+                "quarantine_id": text_id(reasons.STAGE, source, ref, reject.reason),
                 "stage": reasons.STAGE,
-                "source": reject.source,
-                "ref": reject.ref,
+                "source": source,
+                "ref": ref,
                 "reason": reject.reason,
-                "detail": reject.detail,
-                "payload": reject.payload,
+                "detail": printable(reject.detail),
+                "payload": printable(reject.payload),
                 "created_at": now,
                 "run_id": self.run_id,
             }

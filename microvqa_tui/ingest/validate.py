@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import struct
 import warnings
 from collections.abc import Iterator
@@ -38,6 +39,10 @@ _SIGNATURES = (
     b"GIF89a",
     b"BM",
 )
+
+
+# A Python bytes literal inside a message: b'...' or b"...".
+_BYTES_REPR = re.compile(r"""b(['"])(?:\\.|(?!\1).)*\1""")
 
 
 @dataclass(slots=True, frozen=True)
@@ -115,17 +120,25 @@ def check_image(data: bytes, settings: IngestSettings) -> ImageInfo | Problem:
     except UnidentifiedImageError:
         if _looks_like_accepted_image(data):
             return Problem(reasons.CORRUPT_IMAGE, "cannot identify the image: header damaged")
+        # Never the bytes themselves: the file may be anything a path pointed at.
         return Problem(
             reasons.UNSUPPORTED_FORMAT,
-            f"not a supported image format (starts with {data[:8]!r})",
+            f"not a supported image format ({len(data)} bytes, no known image signature)",
         )
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-        return Problem(reasons.CORRUPT_IMAGE, f"cannot decode: {exc}")
+        return Problem(reasons.CORRUPT_IMAGE, f"cannot decode: {_without_bytes(exc)}")
     except Exception as exc:  # a decoder bug on hostile input is still a bad image
-        return Problem(reasons.CORRUPT_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}")
+        return Problem(
+            reasons.CORRUPT_IMAGE, f"cannot decode: {type(exc).__name__}: {_without_bytes(exc)}"
+        )
     if width <= 0 or height <= 0:
         return Problem(reasons.CORRUPT_IMAGE, f"invalid size {width}x{height}")
     return info
+
+
+def _without_bytes(exc: BaseException) -> str:
+    """A decoder's message without the bytes some quote (e.g. a bad header's repr)."""
+    return _BYTES_REPR.sub("<bytes>", str(exc))
 
 
 def check_caption(raw: str | bytes | None, settings: IngestSettings) -> str | Problem:

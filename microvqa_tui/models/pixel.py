@@ -146,24 +146,23 @@ def _block(x: np.ndarray, name: str) -> np.ndarray:
     return WEIGHTS[name] * np.asarray(x, np.float64) / np.sqrt(max(len(x), 1))
 
 
-def describe(image: Any) -> np.ndarray:
-    """The (unnormalised) descriptor of a PIL RGB image; see the module doc."""
-    rgb = np.asarray(image, dtype=np.float64)[..., :3] / 255.0
-    n = rgb.shape[0] * rgb.shape[1]
-    hue, sat, val = _hsv(rgb)
-    lab = _lab(rgb)
-    grey = lab[..., 0] / 100.0
+def _colour_histograms(
+    hue: np.ndarray, sat: np.ndarray, val: np.ndarray, n: int
+) -> list[np.ndarray]:
+    # Square roots of the shares (Hellinger), hue weighted by saturation over all pixels, so
+    # grey images have an (almost) empty hue block.
+    return [
+        np.sqrt(_hist(hue, HUE_BINS, 0.0, 1.0, weights=sat) / n),
+        np.sqrt(_hist(sat, SAT_BINS, 0.0, 1.0 + 1e-9) / n) - np.sqrt(1 / SAT_BINS),
+        np.sqrt(_hist(val, VAL_BINS, 0.0, 1.0 + 1e-9) / n) - np.sqrt(1 / VAL_BINS),
+    ]
 
-    # Colour distributions: square roots of the shares (Hellinger), hue weighted by
-    # saturation over all pixels, so grey images have an (almost) empty hue block.
-    hue_h = np.sqrt(_hist(hue, HUE_BINS, 0.0, 1.0, weights=sat) / n)
-    sat_h = np.sqrt(_hist(sat, SAT_BINS, 0.0, 1.0 + 1e-9) / n) - np.sqrt(1 / SAT_BINS)
-    val_h = np.sqrt(_hist(val, VAL_BINS, 0.0, 1.0 + 1e-9) / n) - np.sqrt(1 / VAL_BINS)
 
-    # Perceptual colour: mean and spread of L*, a*, b*, centred on mid-grey / neutral.
+def _lab_stats(lab: np.ndarray) -> np.ndarray:
+    """Mean and spread of L*, a*, b*, centred on mid-grey / neutral."""
     flat = lab.reshape(-1, 3)
     mean, std = flat.mean(0), flat.std(0)
-    lab_f = np.array(
+    return np.array(
         [
             (mean[0] - 50) / 50,
             mean[1] / 30,
@@ -174,8 +173,10 @@ def describe(image: Any) -> np.ndarray:
         ]
     )
 
-    # Texture: gradient magnitudes (log-spaced bins), edge density, Laplacian energy at the
-    # working scale and at half of it.
+
+def _texture(grey: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gradient histogram, edges): gradient magnitudes in log-spaced bins; edge density,
+    and Laplacian energy at the working scale and at half of it."""
     grad = _gradients(grey)
     edges_lo = np.logspace(-3, 0, GRAD_BINS + 1)
     grad_h = np.histogram(np.clip(grad, 1e-3, 1.0), bins=edges_lo)[0] / n
@@ -186,8 +187,11 @@ def describe(image: Any) -> np.ndarray:
     coarse = grey[:h2, :w2].reshape(h2 // 2, 2, w2 // 2, 2).mean((1, 3)) if h2 and w2 else grey
     lap_f = np.array([_laplacian_energy(grey), _laplacian_energy(coarse)])
     lap_f = np.log10(np.maximum(lap_f, 1e-4)) / 2 + 1  # 0.01 -> 0, 1 -> 1
+    return grad_h, np.concatenate([edge_f, lap_f])
 
-    # Shares of telling pixel kinds (as 2 sqrt(p) - 1: 0 % -> -1, 25 % -> 0, 100 % -> 1).
+
+def _pixel_shares(hue: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Shares of telling pixel kinds (as 2 sqrt(p) - 1: 0 % -> -1, 25 % -> 0, 100 % -> 1)."""
     hue_deg = hue * 360
     dark = np.mean(val < 0.15)
     bright = np.mean((val > 0.88) & (sat < 0.12))
@@ -196,19 +200,23 @@ def describe(image: Any) -> np.ndarray:
     pink_purple = np.mean(
         ((hue_deg >= 260) | (hue_deg <= 8)) & (sat > 0.12) & (val > 0.25) & (val < 0.98)
     )
-    shares = 2 * np.sqrt(np.array([dark, bright, near_grey, brown, pink_purple])) - 1
+    return 2 * np.sqrt(np.array([dark, bright, near_grey, brown, pink_purple])) - 1
 
-    # Colourfulness (Hasler & Süsstrunk 2003) on 0..255 RGB; ~0 grey, ~100+ very colourful.
+
+def _colourfulness(rgb: np.ndarray) -> np.ndarray:
+    """Hasler & Süsstrunk (2003) on 0..255 RGB; ~0 grey, ~100+ very colourful."""
     rg = (rgb[..., 0] - rgb[..., 1]) * 255
     yb = (0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]) * 255
     colourful = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
-    colour_f = np.array([np.log1p(colourful) / np.log1p(50.0) - 1])
+    return np.array([np.log1p(colourful) / np.log1p(50.0) - 1])
 
-    # Background: its lightness (the median L*, as most of a micrograph is background) and
-    # how much of the image sits at it, above it (bright objects on dark: fluorescence) or
-    # below it (dark objects on light: brightfield).
+
+def _background(grey: np.ndarray) -> np.ndarray:
+    """The background's lightness (the median L*, as most of a micrograph is background) and
+    how much of the image sits at it, above it (bright objects on dark: fluorescence) or
+    below it (dark objects on light: brightfield)."""
     level = float(np.median(grey))
-    background = np.array(
+    return np.array(
         [
             (level - 0.5) * 2,
             2 * np.sqrt(np.mean(np.abs(grey - level) < 0.05)) - 1,
@@ -217,17 +225,27 @@ def describe(image: Any) -> np.ndarray:
         ]
     )
 
+
+def describe(image: Any) -> np.ndarray:
+    """The (unnormalised) descriptor of a PIL RGB image; see the module doc."""
+    rgb = np.asarray(image, dtype=np.float64)[..., :3] / 255.0
+    n = rgb.shape[0] * rgb.shape[1]
+    hue, sat, val = _hsv(rgb)
+    lab = _lab(rgb)
+    grey = lab[..., 0] / 100.0
+    hue_h, sat_h, val_h = _colour_histograms(hue, sat, val, n)
+    grad_h, edges = _texture(grey, n)
     return np.concatenate(
         [
             _block(hue_h, "hue"),
             _block(sat_h, "saturation"),
             _block(val_h, "value"),
-            _block(lab_f, "lab"),
+            _block(_lab_stats(lab), "lab"),
             _block(grad_h, "gradient"),
-            _block(np.concatenate([edge_f, lap_f]), "edges"),
-            _block(shares, "shares"),
-            _block(colour_f, "colourfulness"),
-            _block(background, "background"),
+            _block(edges, "edges"),
+            _block(_pixel_shares(hue, sat, val), "shares"),
+            _block(_colourfulness(rgb), "colourfulness"),
+            _block(_background(grey), "background"),
         ]
     )
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from microvqa_tui.errors import PipelineError
-from microvqa_tui.pipeline.dedup.core import EXTERNAL_PREFIX
-from microvqa_tui.pipeline.dedup.storeio import read_rows
+from microvqa_tui.pipeline.dedup.items import EXTERNAL_PREFIX
 from microvqa_tui.vocabulary import DUP_DISMISSED, DUP_PENDING, DUP_RESOLVED, REVIEW_REJECTED
 from store import Store, text_id
 from store.queries import in_list, quote
@@ -99,6 +100,24 @@ def select_group_ids(
     return sorted(store.ids("dup_groups", _where(kind, decision, min_similarity, min_size)))
 
 
+OUTCOMES = ("resolved", "dismissed", "undone", "unchanged", "mcqs_rejected", "mcqs_restored")
+
+
+@dataclass
+class _Decisions:
+    """What one `decide_groups` call writes besides the groups: audit rows and counts."""
+
+    store: Store
+    user: str
+    now: datetime
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    outcome: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+
+    def restore_if_resolved(self, group: dict[str, Any], before: str) -> None:
+        if before == DUP_RESOLVED:
+            _restore_mcqs(self.store, group, self.now, self.user, self.rows, self.outcome)
+
+
 def decide_groups(
     store: Store,
     group_ids: Iterable[str],
@@ -112,6 +131,38 @@ def decide_groups(
     if action not in ACTIONS:
         raise PipelineError(f"unknown dedup action {action!r}", hint=f"one of {', '.join(ACTIONS)}")
     ids = list(dict.fromkeys(group_ids))
+    groups = _groups_to_decide(store, ids, keeper_id)
+    out = _Decisions(store, user, utcnow())
+    group_rows = []
+    for group in sorted(groups, key=lambda g: g["group_id"]):
+        before = group["decision"]
+        changes = _apply(out, group, action, keeper_id)
+        if changes is None:
+            out.outcome["unchanged"] += 1
+            continue
+        changes = {"decision": [before, group["decision"]], **changes}
+        group["decided_by"] = user
+        group["decided_at"] = out.now
+        group_rows.append(group)
+        out.rows.append(
+            _decision(
+                "dup_group",
+                group["group_id"],
+                _DECISION_ACTION[action],
+                user,
+                out.now,
+                changes,
+                note,
+            )
+        )
+    if group_rows:
+        store.upsert("dup_groups", group_rows)
+    if out.rows:
+        store.append("decisions", out.rows)
+    return {**out.outcome, "groups": len(ids)}
+
+
+def _groups_to_decide(store: Store, ids: list[str], keeper_id: str | None) -> list[dict[str, Any]]:
     groups = store.get_many("dup_groups", ids)
     found = {g["group_id"] for g in groups}
     missing = [g for g in ids if g not in found]
@@ -122,79 +173,59 @@ def decide_groups(
         )
     if keeper_id is not None and len(groups) != 1:
         raise PipelineError("a keeper can be named for one group at a time")
-    now = utcnow()
-    outcome = {
-        "resolved": 0,
-        "dismissed": 0,
-        "undone": 0,
-        "unchanged": 0,
-        "mcqs_rejected": 0,
-        "mcqs_restored": 0,
-    }
-    group_rows, decision_rows = [], []
-    for group in sorted(groups, key=lambda g: g["group_id"]):
-        before = group["decision"]
-        changes: dict[str, Any] = {"decision": [before, None]}
-        if action == "resolve":
-            keeper = keeper_id or group["keeper_id"]
-            if keeper not in group["member_ids"]:
-                raise PipelineError(f"{keeper!r} is not a member of group {group['group_id']}")
-            if before == DUP_RESOLVED and keeper == group["keeper_id"]:
-                outcome["unchanged"] += 1
-                continue
-            if before == DUP_RESOLVED:
-                _restore_mcqs(store, group, now, user, decision_rows, outcome)
-            changes["keeper_id"] = [group["keeper_id"], keeper]
-            group["keeper_id"] = keeper
-            group["decision"] = DUP_RESOLVED
-            if group["kind"] == "question":
-                changes["mcqs"] = _reject_mcqs(store, group, now, user, decision_rows)
-                outcome["mcqs_rejected"] += len(changes["mcqs"])
-            else:
-                for member in _rejected_of(group):
-                    decision_rows.append(
-                        _decision(
-                            group["kind"] if group["kind"] == "caption" else "figure",
-                            member,
-                            "reject",
-                            user,
-                            now,
-                            {"duplicate_of": group["keeper_id"], "group_id": group["group_id"]},
-                            f"near-duplicate of {group['keeper_id']} (group {group['group_id']})",
-                        )
-                    )
-            outcome["resolved"] += 1
-        elif action == "dismiss":
-            if before == DUP_DISMISSED:
-                outcome["unchanged"] += 1
-                continue
-            if before == DUP_RESOLVED:
-                _restore_mcqs(store, group, now, user, decision_rows, outcome)
-            group["decision"] = DUP_DISMISSED
-            outcome["dismissed"] += 1
-        else:  # undo
-            if before == DUP_PENDING:
-                outcome["unchanged"] += 1
-                continue
-            if before == DUP_RESOLVED:
-                _restore_mcqs(store, group, now, user, decision_rows, outcome)
-            group["decision"] = DUP_PENDING
-            outcome["undone"] += 1
-        changes["decision"][1] = group["decision"]
-        group["decided_by"] = user
-        group["decided_at"] = now
-        group_rows.append(group)
-        decision_rows.append(
-            _decision(
-                "dup_group", group["group_id"], _DECISION_ACTION[action], user, now, changes, note
+    return groups
+
+
+def _apply(
+    out: _Decisions, group: dict[str, Any], action: str, keeper_id: str | None
+) -> dict[str, Any] | None:
+    """Change `group` (in place) by `action`; returns the recorded changes besides the
+    decision, or None when the group already is in that state."""
+    before = group["decision"]
+    if action == "resolve":
+        return _resolve(out, group, keeper_id or group["keeper_id"])
+    target, counter = (
+        (DUP_DISMISSED, "dismissed") if action == "dismiss" else (DUP_PENDING, "undone")
+    )
+    if before == target:
+        return None
+    out.restore_if_resolved(group, before)
+    group["decision"] = target
+    out.outcome[counter] += 1
+    return {}
+
+
+def _resolve(out: _Decisions, group: dict[str, Any], keeper: str) -> dict[str, Any] | None:
+    before = group["decision"]
+    if keeper not in group["member_ids"]:
+        raise PipelineError(f"{keeper!r} is not a member of group {group['group_id']}")
+    if before == DUP_RESOLVED and keeper == group["keeper_id"]:
+        return None
+    out.restore_if_resolved(group, before)
+    changes: dict[str, Any] = {"keeper_id": [group["keeper_id"], keeper]}
+    group["keeper_id"] = keeper
+    group["decision"] = DUP_RESOLVED
+    if group["kind"] == "question":
+        changes["mcqs"] = _reject_mcqs(out.store, group, out.now, out.user, out.rows)
+        out.outcome["mcqs_rejected"] += len(changes["mcqs"])
+    else:
+        # Images and captions are not rewritten: each rejected member gets an audit row and
+        # `rejected_members` leaves it out of splits and exports.
+        item_type = "caption" if group["kind"] == "caption" else "figure"
+        for member in _rejected_of(group):
+            out.rows.append(
+                _decision(
+                    item_type,
+                    member,
+                    "reject",
+                    out.user,
+                    out.now,
+                    {"duplicate_of": keeper, "group_id": group["group_id"]},
+                    f"near-duplicate of {keeper} (group {group['group_id']})",
+                )
             )
-        )
-    if group_rows:
-        store.upsert("dup_groups", group_rows)
-    if decision_rows:
-        store.append("decisions", decision_rows)
-    outcome["groups"] = len(ids)
-    return outcome
+    out.outcome["resolved"] += 1
+    return changes
 
 
 def apply_policy(
@@ -292,10 +323,9 @@ def _restore_mcqs(
     """Undo the MCQ rejections of the latest resolve of a question group."""
     if group["kind"] != "question":
         return
-    rows = read_rows(
-        store,
+    rows = store.rows(
         "decisions",
-        ["item_id", "action", "changes_json", "at"],
+        columns=["item_id", "action", "changes_json", "at"],
         where=f"item_type = 'dup_group' AND item_id = {quote(group['group_id'])} AND action = 'accept'",
     )
     if not rows:
@@ -323,10 +353,9 @@ def rejected_members(store: Store) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {"image": set(), "caption": set(), "question": set()}
     if store.count("dup_groups") == 0:
         return out
-    for group in read_rows(
-        store,
+    for group in store.rows(
         "dup_groups",
-        ["kind", "member_ids", "keeper_id"],
+        columns=["kind", "member_ids", "keeper_id"],
         where=f"decision = {quote(DUP_RESOLVED)}",
     ):
         out.setdefault(group["kind"], set()).update(_rejected_of(group))
@@ -341,7 +370,7 @@ def group_links(store: Store, *, include_pending: bool = True) -> dict[str, list
         return out
     decisions = [DUP_RESOLVED] + ([DUP_PENDING] if include_pending else [])
     where = f"decision IN ({', '.join(quote(d) for d in decisions)})"
-    for group in read_rows(store, "dup_groups", ["kind", "member_ids"], where=where):
+    for group in store.rows("dup_groups", where=where, columns=["kind", "member_ids"]):
         members = [m for m in group["member_ids"] if not m.startswith(EXTERNAL_PREFIX)]
         if len(members) >= 2:
             out.setdefault(group["kind"], []).append(members)

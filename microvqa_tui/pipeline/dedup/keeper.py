@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from microvqa_tui.pipeline.dedup.storeio import read_rows
 from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
     REVIEW_REJECTED,
@@ -61,7 +60,7 @@ def _ts(value: Any) -> float:
 
 
 def _read(store: Store, table: str, columns: list[str]) -> list[dict[str, Any]]:
-    return read_rows(store, table, columns)
+    return store.rows(table, columns=columns)
 
 
 def quality_keys(store: Store, kind: str, ids: Sequence[str]) -> dict[str, tuple[float, ...]]:

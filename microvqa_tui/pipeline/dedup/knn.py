@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,23 +377,11 @@ def ann_topk(
     tmp: str | None = None
     try:
         if table is None:
-            import lancedb
-            import pyarrow as pa
-
             tmp = tempfile.mkdtemp(prefix=".dedup-ann-", dir=str(workdir) if workdir else None)
-            db = lancedb.connect(tmp)
-            data = pa.table(
-                {
-                    id_column: pa.array(np.arange(n).astype(str)),
-                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
-                }
-            )
-            table = db.create_table("vectors", data)
-            position: dict[str, int] | Callable[[str], int] = {str(i): i for i in range(n)}
-        else:
-            if table_ids is None or len(table_ids) != n:
-                raise ValueError("table_ids must give the id of every vector")
-            position = {item: i for i, item in enumerate(table_ids)}
+            table, table_ids = _temp_vector_table(tmp, vectors, id_column), None
+        elif table_ids is None or len(table_ids) != n:
+            raise ValueError("table_ids must give the id of every vector")
+        position = {item: i for i, item in enumerate(table_ids or np.arange(n).astype(str))}
         progress.start(f"building the {params.index_type} index", None)
         ensure_vector_index(table, params)
         _config, partitions = _index_config(params, n, dim)
@@ -410,14 +397,7 @@ def ann_topk(
             if cancel is not None:
                 cancel.check()
             batch_rows = rows[q0 : q0 + params.query_batch]
-            query = table.search(list(vectors[batch_rows]), vector_column_name="vector")
-            query = query.distance_type("cosine").limit(fetch).nprobes(nprobes)
-            if params.refine_factor:
-                query = query.refine_factor(params.refine_factor)
-            if params.index_type.upper().startswith("IVF_HNSW"):
-                # the index is asked for fetch × refine_factor candidates: ef must cover them
-                wanted = fetch * max(1, params.refine_factor)
-                query = query.ef(max(params.ef or 0, 64, wanted + wanted // 2))
+            query = _ann_query(table, vectors[batch_rows], params, fetch, nprobes)
             result = query.select([id_column, "_distance"]).to_arrow()
             _fill_rows(result, id_column, position, groups, batch_rows, k, scores_out, index_out)
             progress.advance(len(batch_rows))
@@ -426,6 +406,34 @@ def ann_topk(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return Neighbours(scores_out, index_out, f"ann-{params.index_type}", "cpu", timings)
+
+
+def _temp_vector_table(folder: str, vectors: np.ndarray, id_column: str) -> Any:
+    """A scratch LanceDB table of `vectors`, row i having id str(i)."""
+    import lancedb
+    import pyarrow as pa
+
+    n, dim = vectors.shape
+    data = pa.table(
+        {
+            id_column: pa.array(np.arange(n).astype(str)),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim),
+        }
+    )
+    return lancedb.connect(folder).create_table("vectors", data)
+
+
+def _ann_query(table: Any, queries: np.ndarray, params: AnnParams, fetch: int, nprobes: int) -> Any:
+    """One multi-vector index query asking for `fetch` candidates per vector."""
+    query = table.search(list(queries), vector_column_name="vector")
+    query = query.distance_type("cosine").limit(fetch).nprobes(nprobes)
+    if params.refine_factor:
+        query = query.refine_factor(params.refine_factor)
+    if params.index_type.upper().startswith("IVF_HNSW"):
+        # the index is asked for fetch × refine_factor candidates: ef must cover them
+        wanted = fetch * max(1, params.refine_factor)
+        query = query.ef(max(params.ef or 0, 64, wanted + wanted // 2))
+    return query
 
 
 def _fill_rows(result, id_column, position, groups, batch_rows, k, scores_out, index_out) -> None:

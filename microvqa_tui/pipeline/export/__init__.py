@@ -13,7 +13,8 @@ from microvqa_tui.pipeline.export.core import (
     image_names,
     plan_splits,
 )
-from microvqa_tui.pipeline.export.paths import prepare_out_dir, safe_filename, safe_path
+from microvqa_tui.pipeline.export.outdir import prepare_out_dir
+from microvqa_tui.pipeline.export.paths import safe_filename, safe_path
 from microvqa_tui.pipeline.export.select import Selection, is_selected, select_mcqs, selection_rule
 
 __all__ = [

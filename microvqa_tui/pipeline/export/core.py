@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -10,9 +11,16 @@ from typing import Any
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.errors import ExportError
 from microvqa_tui.pipeline.export.card import render_card
-from microvqa_tui.pipeline.export.paths import MANIFEST, prepare_out_dir, safe_filename, write_text
+from microvqa_tui.pipeline.export.outdir import prepare_out_dir, write_marker
+from microvqa_tui.pipeline.export.paths import MANIFEST, safe_filename, write_text
 from microvqa_tui.pipeline.export.select import Selection, select_mcqs
-from microvqa_tui.pipeline.export.writers import JsonLinesWriter, ParquetSplitWriter, write_image
+from microvqa_tui.pipeline.export.writers import (
+    JsonLinesWriter,
+    ParquetSplitWriter,
+    image_relpath,
+    split_relpath,
+    write_image,
+)
 from microvqa_tui.pipeline.splits import (
     SplitItem,
     assign_splits,
@@ -119,6 +127,14 @@ def plan_splits(
     return assignment, leakage
 
 
+def planned_files(fmt: str, splits: Iterable[str], names: dict[str, str]) -> list[str]:
+    """Every file an export may write: what the folder's manifest lists before writing."""
+    files = [split_relpath(fmt, split) for split in splits]
+    if fmt != "parquet":
+        files += [image_relpath(name) for name in names.values()]
+    return [*files, "README.md", MANIFEST]
+
+
 def _record(
     row: dict[str, Any], split: str, selection: Selection, names: dict[str, str]
 ) -> dict[str, Any]:
@@ -184,7 +200,12 @@ def export_dataset(
         )
     assignment, leakage = plan_splits(store, selection, fracs, seed)
     names = image_names(selection.figures)
-    root = prepare_out_dir(Path(out_dir), overwrite=overwrite)
+    root = prepare_out_dir(
+        Path(out_dir),
+        overwrite=overwrite,
+        planned=planned_files(fmt, fracs, names),
+        protected=[store.path],
+    )
     config = {
         "out_dir": str(root),
         "format": fmt,
@@ -259,11 +280,7 @@ def export_dataset(
                 store, records=exported, figures=selection.figures, report=report.to_dict()
             ),
         )
-        write_text(
-            root,
-            MANIFEST,
-            json.dumps({"tool": "microvqa_tui", **report.to_dict()}, indent=2, default=str),
-        )
+        write_marker(root, report.files, {**report.to_dict(), "complete": True})
         run.counts.update(
             {
                 "exported": sum(report.splits.values()),

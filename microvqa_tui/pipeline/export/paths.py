@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -31,13 +29,6 @@ _WINDOWS_DEVICES = {
     *(f"com{i}" for i in range(1, 10)),
     *(f"lpt{i}" for i in range(1, 10)),
 }
-# Top-level entries an export may create; `--overwrite` removes only these (and what the
-# previous export's manifest lists), never anything else a person keeps in the folder.
-OWNED_ENTRIES = ("data", "images", "README.md", MANIFEST)
-OWNED_PATTERNS = (
-    re.compile(r"^(train|validation|test)\.jsonl$"),
-    re.compile(r"^llava_(train|validation|test)\.json$"),
-)
 
 
 def safe_filename(name: str, fallback: str = "file") -> str:
@@ -91,48 +82,3 @@ def write_bytes(root: Path, relative: str, data: bytes) -> Path:
 
 def write_text(root: Path, relative: str, text: str) -> Path:
     return write_bytes(root, relative, text.encode("utf-8"))
-
-
-def _is_owned(name: str) -> bool:
-    return name in OWNED_ENTRIES or any(p.match(name) for p in OWNED_PATTERNS)
-
-
-def prepare_out_dir(out_dir: Path, *, overwrite: bool) -> Path:
-    """Create the export folder, or clear a previous export from it when `overwrite`.
-
-    A folder that exists and is not empty needs `overwrite`; then only what an export owns is
-    removed (the previous manifest's files and the known export entries), through the
-    folder itself — symlinks are unlinked, never followed."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ExportError(
-                f"{out_dir} is not empty",
-                hint="pass --overwrite to replace a previous export there",
-            )
-        root = out_dir.resolve()
-        listed: list[str] = []
-        manifest = root / MANIFEST
-        if manifest.is_file() and not manifest.is_symlink():
-            try:
-                listed = [str(p) for p in json.loads(manifest.read_text("utf-8")).get("files", [])]
-            except (ValueError, OSError, AttributeError):
-                listed = []
-        for relative in listed:
-            try:
-                target = safe_path(root, relative)
-            except ExportError:
-                continue  # a tampered manifest never makes us delete outside the folder
-            if target.is_file():
-                target.unlink()
-        for entry in root.iterdir():
-            if not _is_owned(entry.name):
-                continue
-            if entry.is_symlink() or entry.is_file():
-                entry.unlink()
-            elif entry.is_dir():
-                shutil.rmtree(entry)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir.resolve()

@@ -93,6 +93,17 @@ def parquet_relpath(split: str) -> str:
     return f"data/{split}-00000-of-00001.parquet"
 
 
+def split_relpath(fmt: str, split: str) -> str:
+    """Where a split's rows go, per format."""
+    if fmt == "parquet":
+        return parquet_relpath(split)
+    return f"llava_{split}.json" if fmt == "llava" else f"{split}.jsonl"
+
+
+def image_relpath(name: str) -> str:
+    return f"images/{name}"
+
+
 class ParquetSplitWriter:
     def __init__(self, root: Path, split: str) -> None:
         import pyarrow.parquet as pq
@@ -134,7 +145,7 @@ class ParquetSplitWriter:
 
 
 def record_to_json(rec: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    paths = [f"images/{names[f]}" for f in rec["image_ids"]]
+    paths = [image_relpath(names[f]) for f in rec["image_ids"]]
     out = {k: rec.get(k) for k in PARQUET_COLUMNS if k not in ("image", "extra_images")}
     out["image"] = paths[0]
     out["images"] = paths
@@ -147,7 +158,7 @@ def options_block(choices: list[str]) -> str:
 
 def llava_record(rec: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     """A LLaVA/ShareGPT conversation: question with lettered options → CoT → answer."""
-    paths = [f"images/{names[f]}" for f in rec["image_ids"]]
+    paths = [image_relpath(names[f]) for f in rec["image_ids"]]
     letter = LETTERS[rec["correct_index"]]
     human = (
         "<image>\n" * len(paths)
@@ -170,7 +181,7 @@ class JsonLinesWriter:
     """`<split>.jsonl`, or (llava) one JSON list in `llava_<split>.json`, streamed."""
 
     def __init__(self, root: Path, split: str, llava: bool) -> None:
-        self.relative = f"llava_{split}.json" if llava else f"{split}.jsonl"
+        self.relative = split_relpath("llava" if llava else "jsonl", split)
         self.llava = llava
         self.target = safe_path(root, self.relative)
         self.tmp = self.target.with_name(f".{self.target.name}.partial")
@@ -200,6 +211,6 @@ class JsonLinesWriter:
 
 
 def write_image(root: Path, name: str, data: bytes) -> str:
-    relative = f"images/{name}"
+    relative = image_relpath(name)
     write_bytes(root, relative, data)
     return relative

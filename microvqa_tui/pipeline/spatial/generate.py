@@ -252,10 +252,8 @@ def family_items(
             return generate_micro_item(family, index, ids, loader, cfg) if ids else None
 
     else:
-        from microvqa_tui.pipeline.spatial.molecular import (
-            generate_interaction_item,
-            generate_mol_view_item,
-        )
+        from microvqa_tui.pipeline.spatial.interaction import generate_interaction_item
+        from microvqa_tui.pipeline.spatial.molview import generate_mol_view_item
 
         build = generate_mol_view_item if family in MOL_VIEW_FAMILIES else generate_interaction_item
 

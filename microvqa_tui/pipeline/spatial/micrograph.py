@@ -20,20 +20,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from microvqa_tui.pipeline.spatial.common import (
-    CLOSENESS_STEPS,
     GENERATOR_VERSION,
     RenderedImage,
     SpatialConfig,
     SpatialItem,
     family_rng,
-    pick_distractors,
     shuffle_options,
 )
 from microvqa_tui.pipeline.spatial.imaging import (
@@ -48,19 +46,14 @@ from microvqa_tui.pipeline.spatial.imaging import (
     texture_coverage,
     texture_score,
 )
-
-DIRECTIONS = (
-    "right",
-    "up and to the right",
-    "up",
-    "up and to the left",
-    "left",
-    "down and to the left",
-    "down",
-    "down and to the right",
+from microvqa_tui.pipeline.spatial.microtransform import (
+    DIRECTIONS,
+    MicroTransform,
+    factor_text,
+    make_distractors,
+    sample_key,
 )
-DISTANCES = (0.1, 0.2, 0.3, 0.4)  # fractions of the view-1 width
-ZOOM_FACTORS = (1.25, 1.5, 2.0, 2.5, 3.0)
+
 COMPOSITION_PAIRS = (("rotation", "zoom"), ("translation", "rotation"), ("translation", "zoom"))
 
 MIN_TEXTURE = 12.0  # grey-level std of a view (0–255)
@@ -70,78 +63,6 @@ MIN_MARGIN = 0.12  # ... minus the best distractor's
 SCORE_SIZE = 96  # views are compared at this size
 A_MIN, A_MAX = 0.5, 2.5  # source pixels per view pixel (≤ 2× up-sampling)
 REDRAW_EVERY = 10  # failed attempts before the key itself is drawn again
-
-
-@dataclass(frozen=True)
-class MicroTransform:
-    """A transformation from view 1 to view 2; neutral parts are 0 / None / 1."""
-
-    theta: int = 0  # content rotation, degrees clockwise, in (-180, 180)
-    direction: int | None = None  # index in DIRECTIONS (45° steps counter-clockwise from right)
-    distance: float = 0.0  # fraction of the view-1 width
-    zoom_factor: float = 1.0  # ≥ 1
-    zoom_in: bool = True
-
-    @property
-    def z(self) -> float:
-        """Magnification from view 1 to view 2 (> 1: zoomed in)."""
-        return self.zoom_factor if self.zoom_in else 1.0 / self.zoom_factor
-
-    @property
-    def t(self) -> np.ndarray:
-        """Field move in view-1 widths, y down."""
-        if self.direction is None:
-            return np.zeros(2)
-        ang = math.radians(45 * self.direction)
-        return self.distance * np.array([math.cos(ang), -math.sin(ang)])
-
-    def ident(self) -> tuple:
-        return (
-            self.theta,
-            self.direction,
-            round(self.distance, 4),
-            self.zoom_factor,
-            self.zoom_in if self.zoom_factor != 1 else True,
-        )
-
-    def parts(self) -> list[str]:
-        out: list[str] = []
-        if self.direction is not None:
-            out.append(
-                f"the field of view moved {DIRECTIONS[self.direction]} by "
-                f"{round(self.distance * 100)}% of the field width"
-            )
-        if self.theta:
-            sense = "clockwise" if self.theta > 0 else "counter-clockwise"
-            out.append(f"rotated {abs(self.theta)}° {sense}")
-        if self.zoom_factor != 1:
-            out.append(f"zoomed {'in' if self.zoom_in else 'out'} {_factor(self.zoom_factor)}×")
-        return out
-
-    def describe(self) -> str:
-        parts = self.parts()
-        if self.direction is not None and len(parts) > 1:
-            text = parts[0] + ", then the image was " + " and ".join(parts[1:])
-        else:
-            text = " and ".join(parts)
-        return text[0].upper() + text[1:]
-
-    def to_params(self) -> dict[str, Any]:
-        tx, ty = self.t
-        return {
-            "rotation_cw_deg": self.theta,
-            "direction": DIRECTIONS[self.direction] if self.direction is not None else None,
-            "distance": self.distance,
-            "shift": [round(float(tx), 6), round(float(ty), 6)],
-            "zoom": round(self.z, 6),
-            "zoom_factor": self.zoom_factor,
-            "zoom_in": self.zoom_in,
-        }
-
-
-def _factor(value: float) -> str:
-    return f"{value:g}"
-
 
 # --------------------------------------------------------------------------- geometry
 
@@ -211,93 +132,6 @@ def option_scores(
     return scores
 
 
-# --------------------------------------------------------------------------- keys and distractors
-
-
-def rotation_magnitudes(step: int) -> list[int]:
-    return [k * step for k in range(1, 360) if k * step < 180]
-
-
-def _rotation_tiers(theta: int, step: int, m: int) -> list[list[int]]:
-    sign, mag = (1 if theta > 0 else -1), abs(theta)
-    mags = rotation_magnitudes(step)
-    near = [s * (mag + d) for s in (sign, -sign) for d in (m * step, -m * step)]
-    near = [a for a in near if abs(a) in mags]
-    rest = [s * x for x in mags for s in (1, -1)]
-    rest.sort(key=lambda a: (abs(abs(a) - mag), a))
-    return [[-theta], near, rest]
-
-
-def _translation_tiers(direction: int, distance: float, m: int) -> list[list[tuple[int, float]]]:
-    near = [((direction + m) % 8, distance), ((direction - m) % 8, distance)]
-    for d in (distance + 0.1 * m, distance - 0.1 * m):
-        d = round(d, 4)
-        if d in DISTANCES:
-            near.append((direction, d))
-    rest = [(k, d) for k in range(8) for d in DISTANCES]
-    return [[((direction + 4) % 8, distance)], near, rest]
-
-
-def _zoom_tiers(factor: float, zoom_in: bool, m: int) -> list[list[tuple[float, bool]]]:
-    i = ZOOM_FACTORS.index(factor)
-    near = [(ZOOM_FACTORS[j], zoom_in) for j in (i - m, i + m) if 0 <= j < len(ZOOM_FACTORS)]
-    rest = [(f, zin) for f in ZOOM_FACTORS for zin in (True, False)]
-    return [[(factor, not zoom_in)], near, rest]
-
-
-def _component_tiers(kind: str, key: MicroTransform, cfg: SpatialConfig) -> list[list[dict]]:
-    """Alternatives of one component of `key`, as field overrides, in tiers."""
-    m = CLOSENESS_STEPS[cfg.closeness]
-    if kind == "rotation":
-        return [
-            [{"theta": a} for a in tier] for tier in _rotation_tiers(key.theta, cfg.angle_step, m)
-        ]
-    if kind == "translation":
-        return [
-            [{"direction": k, "distance": d} for k, d in tier]
-            for tier in _translation_tiers(key.direction or 0, key.distance, m)
-        ]
-    return [
-        [{"zoom_factor": f, "zoom_in": zin} for f, zin in tier]
-        for tier in _zoom_tiers(key.zoom_factor, key.zoom_in, m)
-    ]
-
-
-def sample_key(
-    kinds: tuple[str, ...], cfg: SpatialConfig, rng: np.random.Generator
-) -> MicroTransform:
-    fields: dict[str, Any] = {}
-    for kind in kinds:
-        if kind == "rotation":
-            mags = rotation_magnitudes(cfg.angle_step)
-            fields["theta"] = int(mags[rng.integers(len(mags))]) * (1 if rng.random() < 0.5 else -1)
-        elif kind == "translation":
-            fields["direction"] = int(rng.integers(8))
-            fields["distance"] = DISTANCES[rng.integers(len(DISTANCES))]
-        else:
-            fields["zoom_factor"] = ZOOM_FACTORS[rng.integers(len(ZOOM_FACTORS))]
-            fields["zoom_in"] = bool(rng.random() < 0.5)
-    return MicroTransform(**fields)
-
-
-def make_distractors(
-    kinds: tuple[str, ...], key: MicroTransform, cfg: SpatialConfig, rng: np.random.Generator
-) -> list[MicroTransform] | None:
-    n = cfg.n_choices - 1
-    if len(kinds) == 1:
-        tiers = [[replace(key, **o) for o in tier] for tier in _component_tiers(kinds[0], key, cfg)]
-    else:
-        a_tiers = _component_tiers(kinds[0], key, cfg)
-        b_tiers = _component_tiers(kinds[1], key, cfg)
-        flip_a, flip_b = a_tiers[0][0], b_tiers[0][0]
-        first = [replace(key, **flip_a), replace(key, **flip_b)]
-        second = [replace(key, **flip_a, **flip_b)]
-        second += [replace(key, **o) for o in a_tiers[1] + b_tiers[1]]
-        rest = [replace(key, **x, **y) for x in a_tiers[2] for y in b_tiers[2]]
-        tiers = [first, second, rest]
-    return pick_distractors(key, tiers, n, rng, ident=MicroTransform.ident)
-
-
 # --------------------------------------------------------------------------- text
 
 
@@ -340,10 +174,10 @@ def _cot(kinds: tuple[str, ...], key: MicroTransform, distractors: list[MicroTra
         )
     if "zoom" in kinds:
         steps.append(
-            f"Structures in view 2 are {_factor(key.zoom_factor)} times "
+            f"Structures in view 2 are {factor_text(key.zoom_factor)} times "
             f"{'larger' if key.zoom_in else 'smaller'} than in view 1 and view 2 covers "
             f"{'less' if key.zoom_in else 'more'} of the specimen, so the image was zoomed "
-            f"{'in' if key.zoom_in else 'out'} {_factor(key.zoom_factor)}×."
+            f"{'in' if key.zoom_in else 'out'} {factor_text(key.zoom_factor)}×."
         )
     mirror = distractors[0].describe() if distractors else ""
     tail = (
@@ -376,6 +210,40 @@ def family_kinds(family: str, rng: np.random.Generator) -> tuple[str, ...]:
     return (family,)
 
 
+@dataclass
+class _Question:
+    """The drawn key of one item, its distractors and the shuffled options."""
+
+    family: str
+    kinds: tuple[str, ...]
+    key: MicroTransform
+    distractors: list[MicroTransform]
+    options: list[MicroTransform]
+    correct: int
+
+
+@dataclass
+class _Pair:
+    """Two views sampled from one figure, and how well each option explains them."""
+
+    figure: LoadedFigure
+    view1: ViewGeom
+    view2: ViewGeom
+    img1: Image.Image
+    img2: Image.Image
+    scores: list[float]
+
+
+def _draw_question(family: str, cfg: SpatialConfig, rng: np.random.Generator) -> _Question | None:
+    kinds = family_kinds(family, rng)
+    key = sample_key(kinds, cfg, rng)
+    distractors = make_distractors(kinds, key, cfg, rng)
+    if distractors is None:
+        return None
+    options, correct = shuffle_options(key, distractors, rng)
+    return _Question(family, kinds, key, distractors, options, correct)
+
+
 def generate_micro_item(
     family: str,
     index: int,
@@ -387,108 +255,73 @@ def generate_micro_item(
     if not figure_ids:
         return None
     rng = family_rng(cfg.seed, family, index)
-    size = cfg.view_size
     for attempt in range(cfg.max_attempts):
         if attempt % REDRAW_EVERY == 0:  # a key no figure shows clearly is re-drawn
-            kinds = family_kinds(family, rng)
-            key = sample_key(kinds, cfg, rng)
-            distractors = make_distractors(kinds, key, cfg, rng)
-            if distractors is None:
+            question = _draw_question(family, cfg, rng)
+            if question is None:
                 return None
-            options, correct = shuffle_options(key, distractors, rng)
         figure = load(figure_ids[int(rng.integers(len(figure_ids)))])
         if figure is None:
             continue
-        src = figure.image
-        geometry = sample_geometry(src.width, src.height, key, size, rng)
-        if geometry is None:
-            continue
-        view1, view2 = geometry
-        img1, img2 = src.sample(view1, size), src.sample(view2, size)
-        if min(texture_score(img1), texture_score(img2)) < MIN_TEXTURE:
-            continue
-        if min(texture_coverage(img1), texture_coverage(img2)) < MIN_COVERAGE:
-            continue
-        scores = option_scores(img1, img2, options)
-        key_score = scores[correct]
-        best_other = max(s for i, s in enumerate(scores) if i != correct)
-        if key_score < MIN_KEY_SCORE or key_score - best_other < MIN_MARGIN:
-            continue
-        return _build_item(
-            family,
-            index,
-            kinds,
-            key,
-            distractors,
-            options,
-            correct,
-            figure,
-            view1,
-            view2,
-            img1,
-            img2,
-            scores,
-            cfg,
-        )
+        pair = _sample_pair(figure, question, cfg.view_size, rng)
+        if pair is not None:
+            return _build_item(index, question, pair, cfg)
     return None
 
 
-def _build_item(
-    family,
-    index,
-    kinds,
-    key,
-    distractors,
-    options,
-    correct,
-    figure,
-    view1,
-    view2,
-    img1,
-    img2,
-    scores,
-    cfg: SpatialConfig,
-) -> SpatialItem:
-    size = cfg.view_size
-    fmt = cfg.micro_format
+def _sample_pair(
+    figure: LoadedFigure, q: _Question, size: int, rng: np.random.Generator
+) -> _Pair | None:
+    """Two views of `figure` related by the key, or None when they are too flat or the key
+    does not explain them clearly better than every distractor."""
+    src = figure.image
+    geometry = sample_geometry(src.width, src.height, q.key, size, rng)
+    if geometry is None:
+        return None
+    view1, view2 = geometry
+    img1, img2 = src.sample(view1, size), src.sample(view2, size)
+    if min(texture_score(img1), texture_score(img2)) < MIN_TEXTURE:
+        return None
+    if min(texture_coverage(img1), texture_coverage(img2)) < MIN_COVERAGE:
+        return None
+    scores = option_scores(img1, img2, q.options)
+    key_score = scores[q.correct]
+    best_other = max(s for i, s in enumerate(scores) if i != q.correct)
+    if key_score < MIN_KEY_SCORE or key_score - best_other < MIN_MARGIN:
+        return None
+    return _Pair(figure, view1, view2, img1, img2, scores)
+
+
+def _build_item(index: int, q: _Question, pair: _Pair, cfg: SpatialConfig) -> SpatialItem:
+    figure = pair.figure
     params: dict[str, Any] = {
         "generator": GENERATOR_VERSION,
-        "family": family,
+        "family": q.family,
         "seed": cfg.seed,
         "index": index,
-        "components": list(kinds),
+        "components": list(q.kinds),
         "source_figure_id": figure.figure_id,
         "source_size": [figure.image.width, figure.image.height],
-        "view_size": size,
-        "view1": view1.to_params(),
-        "view2": view2.to_params(),
-        "transform": key.to_params(),
-        "options": [o.to_params() for o in options],
-        "option_scores": [round(s, 4) for s in scores],
+        "view_size": cfg.view_size,
+        "view1": pair.view1.to_params(),
+        "view2": pair.view2.to_params(),
+        "transform": q.key.to_params(),
+        "options": [o.to_params() for o in q.options],
+        "option_scores": [round(s, 4) for s in pair.scores],
         "config": cfg.to_params(),
         "conventions": "x right, y down; rotation_cw_deg = clockwise turn of the content; "
         "shift = field move in view-1 widths (view-1 frame); zoom = magnification view 1 -> 2",
     }
-    if cfg.layout == "panels":
-        figure_img, boxes = compose_panels([img1, img2])
-        params["panels"] = boxes
-        images = [
-            RenderedImage(encode(figure_img, fmt), *figure_img.size, "panels", fmt),
-        ]
-    else:
-        images = [
-            RenderedImage(encode(img1, fmt), size, size, "view1", fmt),
-            RenderedImage(encode(img2, fmt), size, size, "view2", fmt),
-        ]
-    question = QUESTIONS[family]
+    images = _images(pair, cfg, params)
+    question = QUESTIONS[q.family]
     if cfg.layout == "pair":  # two separate images rather than labelled panels
         question = re.sub(r"\b([Vv])iews? (?=1|2)|\b([Vv])iew(?=-1)", _image_word, question)
     return SpatialItem(
-        family=family,
+        family=q.family,
         question=question,
-        choices=[o.describe() for o in options],
-        correct_index=correct,
-        cot=_cot(kinds, key, distractors),
+        choices=[o.describe() for o in q.options],
+        correct_index=q.correct,
+        cot=_cot(q.kinds, q.key, q.distractors),
         params=params,
         images=images,
         source={
@@ -499,6 +332,19 @@ def _build_item(
             "attribution": figure.attribution,
         },
     )
+
+
+def _images(pair: _Pair, cfg: SpatialConfig, params: dict[str, Any]) -> list[RenderedImage]:
+    """One two-panel figure (its panel boxes go to `params`) or the two views apart."""
+    fmt, size = cfg.micro_format, cfg.view_size
+    if cfg.layout == "panels":
+        figure_img, boxes = compose_panels([pair.img1, pair.img2])
+        params["panels"] = boxes
+        return [RenderedImage(encode(figure_img, fmt), *figure_img.size, "panels", fmt)]
+    return [
+        RenderedImage(encode(pair.img1, fmt), size, size, "view1", fmt),
+        RenderedImage(encode(pair.img2, fmt), size, size, "view2", fmt),
+    ]
 
 
 def _image_word(match: re.Match) -> str:
