@@ -54,7 +54,7 @@ def measure(folder: Path, n: int, batches: int) -> dict[str, float]:
     data = qa_rows(n)
     store = open_store(folder / "update")
     store.insert_new("qas", data)
-    whole = timed(lambda: store.upsert("qas", store.table("qas").search().limit(n).to_arrow()))
+    whole = timed(lambda: store.upsert("qas", store.arrow("qas")))
     owned = pa.table(
         {
             "qa_id": data.column("qa_id"),

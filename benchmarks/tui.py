@@ -80,7 +80,7 @@ def build_store(path: Path, rows: int, figures: int = 2000) -> None:
         }
         for key, value in values.items():
             fig_cols[key].append(value)
-    store.table("figures").add(pa.table(fig_cols, schema=arrow_schema("figures")))
+    store.append("figures", pa.table(fig_cols, schema=arrow_schema("figures")))
     batch = 20_000
     for start in range(0, rows, batch):
         qa = {name: [] for name in arrow_schema("qas").names}
@@ -135,8 +135,8 @@ def build_store(path: Path, rows: int, figures: int = 2000) -> None:
                 "run_id": "bench",
             }.items():
                 mcq[key].append(value)
-        store.table("qas").add(pa.table(qa, schema=arrow_schema("qas")))
-        store.table("mcqs").add(pa.table(mcq, schema=arrow_schema("mcqs")))
+        store.append("qas", pa.table(qa, schema=arrow_schema("qas")))
+        store.append("mcqs", pa.table(mcq, schema=arrow_schema("mcqs")))
     store.optimize()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from microvqa_tui.errors import StoreError, one_line
 from store import locks
-from store.db import EMBEDDING_PREFIX, Store
+from store.db import EMBEDDING_PREFIX, Store, key_of
 from store.queries import in_list
 from store.schema import TABLES
 
@@ -41,10 +41,6 @@ class TableCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def key_of(table: str) -> str:
-    return TABLES[table][1] if table in TABLES else "item_id"
 
 
 def _read_all(tbl) -> int:

@@ -70,7 +70,8 @@ class Store:
     # ------------------------------------------------------------------ tables
     def table(self, name: str):
         """The LanceDB table `name` for reading; an empty stand-in (nothing written to the
-        store) when the table does not exist yet."""
+        store) when the table does not exist yet. For `store/` itself: code outside the store
+        reads through the read methods below (`rows`, `batches`, `page`, ...)."""
         if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
             raise StoreError(f"unknown table {name!r}")
         with self._lock:
@@ -240,18 +241,54 @@ class Store:
         return locks.is_held(locks.presence_lock(self.path, name))
 
     # ------------------------------------------------------------------ reads
+    # Every read of the store goes through these; a table not written yet reads as empty.
+    # `where` is a LanceDB (SQL) filter, `columns` a projection (all columns when None) and
+    # `order_by` column names with `-` for descending (`store.queries`). Embedding tables
+    # are read by their table name, `emb_<space>`.
     def count(self, table: str, where: str | None = None) -> int:
         with self.errors(table, "read"):
             return queries.count(self.table(table), where)
 
     def rows(
-        self, table: str, where: str | None = None, columns: list[str] | None = None
+        self,
+        table: str,
+        where: str | None = None,
+        columns: list[str] | None = None,
+        order_by: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Every row of `table` matching `where` (all columns unless `columns` are given)."""
-        total = self.count(table, where)
-        if not total:
-            return []
-        return self.page(table, where=where, columns=columns, limit=total)
+        """Every row of `table` matching `where`, as dicts. For tables that may hold
+        millions of rows, stream with `batches` or read a few columns with `column`."""
+        return self.arrow(table, where, columns, order_by).to_pylist()
+
+    def arrow(
+        self,
+        table: str,
+        where: str | None = None,
+        columns: list[str] | None = None,
+        order_by: list[str] | None = None,
+    ) -> pa.Table:
+        """Every row of `table` matching `where` as one Arrow table (typed even when empty)."""
+        with self.errors(table, "read"):
+            return queries.arrow(self.table(table), where=where, columns=columns, order_by=order_by)
+
+    def batches(
+        self,
+        table: str,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        batch_size: int = 4096,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of `table` matching `where` as Arrow record batches of `columns` (at most
+        `batch_size` rows each), read as they are consumed: memory stays one batch whatever
+        the table's size (vectors, image bytes, million-row scans)."""
+        with self.errors(table, "read"):
+            yield from queries.batches(
+                self.table(table), where=where, columns=columns, batch_size=batch_size
+            )
+
+    def column(self, table: str, name: str, where: str | None = None) -> list[Any]:
+        """The values of one column of the rows matching `where` (only that column is read)."""
+        return self.arrow(table, where, [name]).column(name).to_pylist()
 
     def page(
         self,
@@ -259,49 +296,68 @@ class Store:
         *,
         where: str | None = None,
         columns: list[str] | None = None,
+        order_by: list[str] | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
+        """Rows `offset`..`offset + limit` of the matching rows, in `order_by` order (storage
+        order without it; give the key last so that pages of equal values never overlap)."""
         with self.errors(table, "read"):
             return queries.page(
-                self.table(table), where=where, columns=columns, offset=offset, limit=limit
+                self.table(table),
+                where=where,
+                columns=columns,
+                order_by=order_by,
+                offset=offset,
+                limit=limit,
             )
-
-    def batches(
-        self, table: str, columns: list[str], where: str | None = None, batch_size: int = 4096
-    ) -> Iterator[Any]:
-        """Matching rows of `table` (an `emb_<space>` table too) as Arrow record batches of
-        `columns`, for reads too large to hold as dicts at once (vectors, image bytes)."""
-        with self.errors(table, "read"):
-            yield from queries.batches(self.table(table), columns, where, batch_size)
 
     def get(
         self, table: str, item_id: str, columns: list[str] | None = None
     ) -> dict[str, Any] | None:
-        key = TABLES[table][1]
         with self.errors(table, "read"):
-            return queries.by_key(self.table(table), key, item_id, columns)
+            return queries.by_key(self.table(table), key_of(table), item_id, columns)
 
     def get_many(
         self, table: str, item_ids: list[str], columns: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        key = TABLES[table][1]
+        """The rows with these keys (in no particular order; missing keys are skipped)."""
         with self.errors(table, "read"):
-            return queries.by_keys(self.table(table), key, item_ids, columns)
+            return queries.by_keys(self.table(table), key_of(table), item_ids, columns)
 
     def ids(self, table: str, where: str | None = None) -> set[str]:
-        key = TABLES[table][1]
         with self.errors(table, "read"):
-            return queries.column_values(self.table(table), key, where)
+            return queries.column_values(self.table(table), key_of(table), where)
+
+    def version(self, table: str) -> int | None:
+        """The version of `table` this handle reads (None: the table is not written yet).
+        Any write, by any process, makes a new version."""
+        if not self._exists(table) and table not in self._tables:
+            return None
+        with self.errors(table, "read"):
+            return int(self.table(table).version)
+
+    def schema(self, table: str) -> pa.Schema:
+        """The Arrow schema of `table` (of a written embedding table: its vector size)."""
+        if table in TABLES:
+            return arrow_schema(table)
+        with self.errors(table, "read"):
+            return self.table(table).schema
 
     def nearest(
         self, space: str, vector, k: int = 10, where: str | None = None
     ) -> list[dict[str, Any]]:
+        """The `k` rows of `emb_<space>` closest to `vector` (cosine), with `_distance`."""
         with self.errors(EMBEDDING_PREFIX + space, "read"):
             return queries.nearest(self.embedding_table(space), vector, k, where)
 
     def counts(self) -> dict[str, int]:
         return {name: self.count(name) for name in TABLES}
+
+
+def key_of(table: str) -> str:
+    """The key column of `table` (`item_id` for embedding tables)."""
+    return TABLES[table][1] if table in TABLES else "item_id"
 
 
 def _check_folder(path: Path, create: bool) -> None:

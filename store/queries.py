@@ -1,13 +1,18 @@
-"""The reads the CLI and the TUI need: pages with filters, rows by id, nearest neighbours.
+"""The reads of the store, pushed down to LanceDB: filter (`where`, SQL), projection
+(`columns`), order (`order_by`) and offset/limit, so a page of a million-row table costs the
+page, not the table, and a scan of one column reads that column only.
 
-Pages are pushed down to LanceDB (filter, projection, offset/limit), so a page of a
-million-row table costs the page, not the table.
+`order_by` is a list of column names, each with a leading `-` for descending order, e.g.
+`["-size", "group_id"]`; LanceDB sorts the rows that pass the filter (O(matching rows)).
+Called through `store.db.Store`; nothing outside `store/` calls these on a table directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import pyarrow as pa
 
 
 def quote(value: str) -> str:
@@ -23,34 +28,71 @@ def count(tbl, where: str | None = None) -> int:
     return tbl.count_rows(where) if where else tbl.count_rows()
 
 
-def page(
+def ordering(order_by: Sequence[str] | None) -> list[Any] | None:
+    """LanceDB's sort keys for `order_by` (see the module docstring)."""
+    if not order_by:
+        return None
+    from lancedb.query import ColumnOrdering
+
+    return [
+        ColumnOrdering(column_name=name.removeprefix("-"), ascending=not name.startswith("-"))
+        for name in order_by
+    ]
+
+
+def _query(
     tbl,
-    *,
-    where: str | None = None,
-    columns: list[str] | None = None,
-    offset: int = 0,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
+    where: str | None,
+    columns: Sequence[str] | None,
+    order_by: Sequence[str] | None = None,
+):
     query = tbl.search()
     if where:
         query = query.where(where)
     if columns:
-        query = query.select(columns)
-    query = query.offset(offset).limit(limit)
+        query = query.select(list(columns))
+    sort = ordering(order_by)
+    if sort:
+        query = query.order_by(sort)
+    return query
+
+
+def page(
+    tbl,
+    *,
+    where: str | None = None,
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    query = _query(tbl, where, columns, order_by).offset(offset).limit(limit)
     return query.to_arrow().to_pylist()
 
 
+def arrow(
+    tbl,
+    *,
+    where: str | None = None,
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] | None = None,
+) -> pa.Table:
+    """Every matching row as one Arrow table (typed columns even when nothing matches)."""
+    return _query(tbl, where, columns, order_by).limit(None).to_arrow()
+
+
 def batches(
-    tbl, columns: list[str], where: str | None = None, batch_size: int = 4096
-) -> Iterator[Any]:
-    """Matching rows as Arrow record batches of `columns`: a whole column (vectors, image
-    bytes) is read with bounded memory."""
-    if count(tbl) == 0:
-        return
-    query = tbl.search()
-    if where:
-        query = query.where(where)
-    yield from query.select(columns).limit(None).to_batches(batch_size)
+    tbl,
+    *,
+    where: str | None = None,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 4096,
+) -> Iterator[pa.RecordBatch]:
+    """Every matching row in Arrow record batches of at most `batch_size` rows, read as they
+    are consumed (bounded memory, whatever the table's size)."""
+    for batch in _query(tbl, where, columns).limit(None).to_batches(batch_size):
+        if batch.num_rows:
+            yield batch
 
 
 def by_key(tbl, key: str, value: str, columns: list[str] | None = None) -> dict[str, Any] | None:
@@ -73,14 +115,7 @@ def by_keys(
 
 def column_values(tbl, column: str, where: str | None = None) -> set[str]:
     """All values of one column (e.g. every id), reading only that column."""
-    total = count(tbl, where)
-    if total == 0:
-        return set()
-    query = tbl.search()
-    if where:
-        query = query.where(where)
-    data = query.select([column]).limit(total).to_arrow()
-    return set(data.column(column).to_pylist())
+    return set(arrow(tbl, where=where, columns=[column]).column(column).to_pylist())
 
 
 def nearest(tbl, vector, k: int = 10, where: str | None = None) -> list[dict[str, Any]]:

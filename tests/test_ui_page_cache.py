@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from microvqa_tui.services.query import VIEWS, Filter, fetch_page
+from microvqa_tui.services.query import fetch_page
+from microvqa_tui.services.views import VIEWS, Filter
 from microvqa_tui.ui import page_cache
 from tests.ui_helpers import make_app, mcq_row, settle
 

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from microvqa_tui.services.insights import histogram
-from microvqa_tui.services.query import (
-    VIEWS,
-    Filter,
-    Sort,
-    build_where,
-    fetch_page,
-    neighbour_key,
-    position_of,
-)
+from microvqa_tui.services.query import fetch_page, neighbour_key, position_of
+from microvqa_tui.services.views import VIEWS, Filter, Sort, build_where
 from tests.ui_helpers import mcq_row
 
 

@@ -34,7 +34,7 @@ from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.step import load_model, model_name, to_jsonable
 from microvqa_tui.progress import CancelToken, ProgressReporter
 from store import Store
-from store.queries import by_keys, column_values, quote
+from store.queries import quote
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,7 @@ def embedded_ids(store: Store, space: str, model: str) -> set[str]:
     """Items that have a vector of `model` in `space`."""
     if "emb_" + space not in store.table_names():
         return set()
-    tbl = store.embedding_table(space)
-    return column_values(tbl, "item_id", f"model = {quote(model)}")
+    return store.ids("emb_" + space, f"model = {quote(model)}")
 
 
 def stored_vectors(
@@ -113,8 +112,8 @@ def stored_vectors(
     """The vectors of `model` in `space` for those of `ids` that have one."""
     if not ids or "emb_" + space not in store.table_names():
         return {}
-    tbl = store.embedding_table(space)
-    rows = by_keys(tbl, "item_id", list(dict.fromkeys(ids)), ["item_id", "vector", "model"])
+    columns = ["item_id", "vector", "model"]
+    rows = store.get_many("emb_" + space, list(dict.fromkeys(ids)), columns)
     return {
         r["item_id"]: np.asarray(r["vector"], dtype=np.float32) for r in rows if r["model"] == model
     }

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import StoreError
-from microvqa_tui.services.query import load_image, quote
+from microvqa_tui.services.detail import load_image
+from microvqa_tui.services.views import quote
 from microvqa_tui.vocabulary import DUP_PENDING
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ def groups_page(
         return None
     if all_groups == 0:
         return None
-    from lancedb.query import ColumnOrdering
-
     clauses = ["decision != 'superseded'"]
     if pending_only:
         clauses.append(f"decision = {quote(DUP_PENDING)}")
@@ -65,21 +64,12 @@ def groups_page(
     where = " AND ".join(clauses)
     total = store.count("dup_groups", where)
     pending = store.count("dup_groups", f"decision = {quote(DUP_PENDING)}")
-    tbl = store.table("dup_groups")
-    rows = (
-        tbl.search()
-        .where(where)
-        .select(GROUP_COLUMNS)
-        .order_by(
-            [
-                ColumnOrdering(column_name="size", ascending=False),
-                ColumnOrdering(column_name="max_similarity", ascending=False),
-                ColumnOrdering(column_name="group_id"),
-            ]
-        )
-        .limit(limit)
-        .to_arrow()
-        .to_pylist()
+    rows = store.page(
+        "dup_groups",
+        where=where,
+        columns=GROUP_COLUMNS,
+        order_by=["-size", "-max_similarity", "group_id"],
+        limit=limit,
     )
     return GroupsPage(rows, total, pending, all_groups)
 

@@ -37,17 +37,6 @@ class Stats:
     quarantine: list[tuple[str, int]] = field(default_factory=list)
 
 
-def column(store: Store, table: str, name: str, where: str | None = None) -> list[Any]:
-    tbl = store.table(table)
-    total = tbl.count_rows(where) if where else tbl.count_rows()
-    if not total:
-        return []
-    query = tbl.search()
-    if where:
-        query = query.where(where)
-    return query.select([name]).limit(total).to_arrow().column(name).to_pylist()
-
-
 def histogram(
     values: list[float], bins: int = SCORE_BINS, lo: float = 0.0, hi: float = 1.0
 ) -> list[int]:
@@ -85,7 +74,7 @@ def compute_stats(store: Store) -> Stats:
         ("MCQs accepted in review", count("mcqs", f"review = '{REVIEW_ACCEPTED}'")),
     ]
     stats.run_counts = _run_counts(store)
-    scores = [s for s in column(store, "qas", "score") if s is not None]
+    scores = [s for s in store.column("qas", "score") if s is not None]
     stats.score_hist = histogram(scores)
     if scores:
         ordered = sorted(scores)
@@ -96,31 +85,27 @@ def compute_stats(store: Store) -> Stats:
             "min": ordered[0],
             "max": ordered[-1],
         }
-    bloom = Counter(column(store, "mcqs", "bloom_level"))
+    bloom = Counter(store.column("mcqs", "bloom_level"))
     stats.bloom = [(bloom_label(level), bloom.get(level, 0)) for level in sorted(BLOOM_LEVELS)]
     if bloom.get(None):
         stats.bloom.append(("not rated", bloom[None]))
-    stats.qa_tasks = _ordered(Counter(column(store, "qas", "task_type")))
-    stats.mcq_tasks = _ordered(Counter(v or "(none)" for v in column(store, "mcqs", "task_str")))
+    stats.qa_tasks = _ordered(Counter(store.column("qas", "task_type")))
+    stats.mcq_tasks = _ordered(Counter(v or "(none)" for v in store.column("mcqs", "task_str")))
     stats.tiers = _ordered(
-        Counter(v or "(not rated)" for v in column(store, "mcqs", "difficulty_tier")),
+        Counter(v or "(not rated)" for v in store.column("mcqs", "difficulty_tier")),
         ["easy", "medium", "hard"],
     )
-    stats.reviews = _ordered(Counter(column(store, "mcqs", "review")), list(REVIEWS))
-    quarantine = Counter(column(store, "quarantine", "reason"))
+    stats.reviews = _ordered(Counter(store.column("mcqs", "review")), list(REVIEWS))
+    quarantine = Counter(store.column("quarantine", "reason"))
     stats.quarantine = quarantine.most_common(8)
     return stats
 
 
 def _run_counts(store: Store) -> list[tuple[str, str, dict[str, Any]]]:
     """The counts of the last run of each step, in the order the steps first ran."""
-    tbl = store.table("runs")
-    total = tbl.count_rows()
-    if not total:
-        return []
-    rows = tbl.search().select(["step", "status", "started_at", "counts_json"]).limit(total)
+    columns = ["step", "status", "started_at", "counts_json"]
     latest: dict[str, dict[str, Any]] = {}
-    for row in sorted(rows.to_arrow().to_pylist(), key=lambda r: r["started_at"]):
+    for row in store.rows("runs", columns=columns, order_by=["started_at"]):
         latest[row["step"]] = row
     result = []
     for step, row in latest.items():

@@ -11,11 +11,7 @@ from store.schema import TABLES
 
 def quarantine_counts(store: Store) -> list[dict[str, Any]]:
     """Quarantined items per (stage, reason), most frequent first. Reads two columns only."""
-    tbl = store.table("quarantine")
-    total = tbl.count_rows()
-    if total == 0:
-        return []
-    data = tbl.search().select(["stage", "reason"]).limit(total).to_arrow()
+    data = store.arrow("quarantine", columns=["stage", "reason"])
     counter = Counter(
         zip(data.column("stage").to_pylist(), data.column("reason").to_pylist(), strict=True)
     )
@@ -26,19 +22,12 @@ def quarantine_counts(store: Store) -> list[dict[str, Any]]:
 
 
 def last_runs(store: Store, limit: int = 10) -> list[dict[str, Any]]:
-    tbl = store.table("runs")
-    total = tbl.count_rows()
-    if total == 0:
-        return []
-    rows = (
-        tbl.search()
-        .select(["run_id", "step", "status", "started_at", "counts_json"])
-        .limit(total)
-        .to_arrow()
-        .to_pylist()
+    return store.page(
+        "runs",
+        columns=["run_id", "step", "status", "started_at", "counts_json"],
+        order_by=["-started_at", "run_id"],
+        limit=limit,
     )
-    rows.sort(key=lambda row: row["started_at"], reverse=True)
-    return rows[:limit]
 
 
 def store_stats(store: Store) -> dict[str, Any]:

@@ -75,16 +75,13 @@ class StageStatus:
 
 def stage_statuses(store: Store) -> list[StageStatus]:
     """The last run of every stage, from the `runs` table (which is small: read it whole)."""
-    tbl = store.table("runs")
-    total = tbl.count_rows()
-    rows = tbl.search().limit(total).to_arrow().to_pylist() if total else []
     by_step: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in store.rows("runs", order_by=["started_at"]):
         by_step.setdefault(row["step"], []).append(row)
     result = []
     for stage in stages():
         status = StageStatus(stage)
-        runs = sorted(by_step.get(stage.name, []), key=lambda r: r["started_at"])
+        runs = by_step.get(stage.name, [])
         if runs:
             last = runs[-1]
             status.status = last["status"]

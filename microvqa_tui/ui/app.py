@@ -32,8 +32,8 @@ from microvqa_tui.ui.screens.stats import StatsScreen
 from microvqa_tui.ui.workers import run_blocking
 
 if TYPE_CHECKING:
-    from microvqa_tui.services.query import Filter
     from microvqa_tui.services.review import Reviewer
+    from microvqa_tui.services.views import Filter
     from store import Store
 
 SCREENS_IN_ORDER = (

@@ -17,17 +17,9 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.services.query import (
-    VIEWS,
-    Column,
-    Detail,
-    Filter,
-    Page,
-    Sort,
-    fetch_page,
-    load_detail,
-    task_options,
-)
+from microvqa_tui.services.detail import Detail, load_detail
+from microvqa_tui.services.query import Page, fetch_page, task_options
+from microvqa_tui.services.views import VIEWS, Column, Filter, Sort
 from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.widgets.detail import DetailView

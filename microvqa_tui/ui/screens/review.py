@@ -20,18 +20,9 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.services.query import (
-    VIEWS,
-    Detail,
-    Filter,
-    and_where,
-    build_where,
-    load_detail,
-    neighbour_key,
-    position_of,
-    quote,
-    task_options,
-)
+from microvqa_tui.services.detail import Detail, load_detail
+from microvqa_tui.services.query import neighbour_key, position_of, task_options
+from microvqa_tui.services.views import VIEWS, Filter, and_where, build_where, quote
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.screens.modals import ConfirmModal, EditModal
 from microvqa_tui.ui.widgets.detail import (

@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
-from microvqa_tui.services.query import Detail, decision_summary
+from microvqa_tui.services.detail import Detail, decision_summary
 from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
     REVIEW_REJECTED,

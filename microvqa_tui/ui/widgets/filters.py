@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select
 
-from microvqa_tui.services.query import VIEWS, Filter, View
+from microvqa_tui.services.views import VIEWS, Filter, View
 from microvqa_tui.vocabulary import BLOOM_LEVELS, REVIEWS, STATUSES, bloom_label
 
 TIERS = ("easy", "medium", "hard")
