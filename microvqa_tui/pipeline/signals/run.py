@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from microvqa_tui.models.client import run_concurrently
 from microvqa_tui.pipeline.embed import SPACES, vectors_for
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
@@ -486,6 +487,7 @@ def _agent(
         ):
             images[r["figure_id"]] = r["image_bytes"] or r["image_path"] or None
     answers: list[tuple[dict[str, Any], str]] = []
+    asked: list[tuple[dict[str, Any], str, Any]] = []
     for q in qas:
         caption = caption_of(q) or ""
         if not m.agent_image and not caption:
@@ -497,7 +499,11 @@ def _agent(
             put(q, "agent_agreement", None, "the figure has no image bytes or path", ok=False)
             put(q, "agent_supported", None, "the figure has no image bytes or path", ok=False)
             continue
-        result = ask_agent(
+        asked.append((q, caption, image))
+
+    def ask(item: tuple[dict[str, Any], str, Any]) -> Any:
+        q, caption, image = item
+        return ask_agent(
             llm,
             answer_t,
             verdict_t,
@@ -509,6 +515,11 @@ def _agent(
             max_answer_chars=cfg.agent_max_answer_chars,
             seed=(seed_base + zlib.crc32(q["qa_id"].encode())) % (2**31 - 1),
         )
+
+    # the QAs are asked concurrently (a server's in-flight limit); results are used in order
+    done = dict(run_concurrently(ask, asked, llm.in_flight))
+    for index, (q, _, _) in enumerate(asked):
+        result = done[index]
         stats["tokens"] += result.tokens
         stats["seconds"] += result.seconds
         if result.answer is None:
