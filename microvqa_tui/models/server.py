@@ -28,6 +28,11 @@ def api_base(url: str) -> str:
     return url if url.endswith("/v1") else f"{url}/v1"
 
 
+def _format_refused(response: Any) -> bool:
+    """The server rejected the `response_format` form (llama_cpp.server answers 500)."""
+    return response.status_code in (400, 422, 500) and "response_format" in response.text
+
+
 class ServerClient(LLMClient):
     """An OpenAI-compatible chat-completions server behind the LLM client."""
 
@@ -140,7 +145,7 @@ class ServerClient(LLMClient):
                 if attempt == self.retries:
                     raise
             else:
-                if response.status_code in (400, 422) and self._switch_format(body):
+                if _format_refused(response) and self._switch_format(body):
                     continue
                 if response.status_code not in _RETRY_STATUS or attempt == self.retries:
                     response.raise_for_status()

@@ -17,10 +17,11 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from microvqa_tui.models import registry
-from microvqa_tui.models.client import LLMClient, LLMRequest, Meter, NoModel
+from microvqa_tui.models.client import LLMClient, LLMRequest, Meter, NoModel, run_concurrently
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.pipeline.select.funnel import FunnelRow
 from microvqa_tui.pipeline.stage3 import prompts
@@ -317,11 +318,20 @@ def run_mcq(
                 superseded: list[str] = []
                 images = figure_images(store, batch) if cfg.model_role == "vlm" else {}
                 try:
-                    for qa in batch:
-                        cancel.check()
-                        outcome = generator.generate(
-                            qa, captions.get(qa["qa_id"], ""), images.get(qa["figure_id"])
+                    # the batch's QAs go to the model concurrently (a server's in-flight
+                    # limit); outcomes are used in order, so positions do not depend on timing
+                    outcomes = dict(
+                        run_concurrently(
+                            partial(generate_one, generator, captions, images),
+                            batch,
+                            metered.in_flight,
+                            cancel=cancel,
                         )
+                    )
+                    for index, qa in enumerate(batch):
+                        if index not in outcomes:
+                            cancel.check()  # cancelled: what was generated is written below
+                        outcome = outcomes[index]
                         report.processed += 1
                         report.attempts += outcome.attempts
                         attempt_row.entered += outcome.attempts
@@ -366,6 +376,12 @@ def run_mcq(
             }
             record.message = note
     return report
+
+
+def generate_one(
+    generator: MCQGenerator, captions: dict[str, str], images: dict[str, Any], qa: dict
+) -> Outcome:
+    return generator.generate(qa, captions.get(qa["qa_id"], ""), images.get(qa["figure_id"]))
 
 
 def finish_report(report: MCQReport, meter: Meter, clock: float) -> None:
