@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,10 @@ def time_plain(llm: Any, request: LLMRequest, n_tokens: int) -> tuple[int, float
 
 def bench_schemas(llm: Any, calls: int) -> dict[str, Any]:
     totals: dict[str, list[float]] = {}
-    for request in stage_requests(0).values():  # warm-up: compile, prompt cache
-        n, _, _ = time_ours(llm, request)
-        time_plain(llm, request, max(1, n))
+    for request in stage_requests(0).values():  # warm-up: tokenizer, grammars, prompt cache
+        short = replace(request, sampling=replace(request.sampling, max_tokens=4))
+        time_ours(llm, short)
+        time_plain(llm, short, 4)
     for i in range(calls):
         for name, request in stage_requests(100 + i).items():
             n, ours_s, ok = time_ours(llm, request)

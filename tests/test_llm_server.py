@@ -67,6 +67,10 @@ def test_stage1_through_the_server_writes_the_same_tables(store, settings, clien
     for row in store.rows("qas"):
         assert row["origin"] == "stage1" and row["model"] == client.model_id
         assert row["evidence"] in checks.split_sentences(texts[row["caption_id"]])
+    for row in store.rows("quarantine"):  # the weak model's QAs, kept with their reasons
+        reply = json.loads(row["payload"])
+        assert list(reply) == ["task_type", "evidence", "question", "answer"], reply
+        assert reply["evidence"] in checks.split_sentences(texts[row["ref"]])
     assert store.get("runs", report.run_id)["status"] == "done"
     again = run_stage1(store, s, llm=client)  # resumable: nothing left to ask
     assert again.calls == 0

@@ -332,27 +332,11 @@ def _served(role: str, ms: Any) -> bool:
 
 
 def server_row(role: str, settings: Any = None) -> dict[str, Any]:
-    """A status row for a role answered by the server: whether it answers, and its models."""
-    cfg = server_settings(settings)
-    assert cfg is not None
-    from microvqa_tui.models.server import ServerClient, api_base
+    """A status row for a role answered by the server (probes whether it answers)."""
+    from microvqa_tui.models.server import status_row
 
-    with ServerClient(cfg.base_url, api_key_env=cfg.api_key_env, timeout_s=5.0) as probe:
-        answers, detail = probe.probe()
-    return {
-        "role": role,
-        "model": cfg.model or "(server default)",
-        "present": answers,
-        "path": api_base(cfg.base_url),
-        "mmproj": "",
-        "size_bytes": 0,
-        "size": "",
-        "device": f"server, {cfg.in_flight} in flight",
-        "source": "server",
-        "detail": detail,
-        "fetch": "" if answers else "start the server, or fix MICROVQA_MODELS__SERVER__BASE_URL",
-        "loaded": any(key[0] == "llm-server" for key in _CACHE),
-    }
+    loaded = any(key[0] == "llm-server" for key in _CACHE)
+    return status_row(role, server_settings(settings), loaded=loaded)
 
 
 def model_status(settings: Any = None) -> list[dict[str, Any]]:

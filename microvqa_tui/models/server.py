@@ -70,7 +70,7 @@ class ServerClient(LLMClient):
         self.vision = vision
         self.device = f"server {self.base_url}"
         self._format = "json_schema" if response_format == "auto" else response_format
-        self._fallback_format = response_format == "auto"
+        self._auto_format = response_format == "auto"
         self._lock = threading.Lock()
 
     @property
@@ -154,13 +154,13 @@ class ServerClient(LLMClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _switch_format(self, body: dict[str, Any]) -> bool:
-        """A server refusing `json_schema` gets the `json_object` + schema form (once)."""
-        if not self._fallback_format or "response_format" not in body:
+        """With response_format auto, a server refusing `json_schema` gets the `json_object`
+        + schema form, from then on (requests already in flight switch as they come back)."""
+        sent = body.get("response_format") or {}
+        if not self._auto_format or sent.get("type") != "json_schema":
             return False
-        self._fallback_format = False
         self._format = "json_object"
-        schema = body["response_format"]["json_schema"]["schema"]
-        body["response_format"] = self._response_format(schema)
+        body["response_format"] = self._response_format(sent["json_schema"]["schema"])
         return True
 
     def _generate(self, request: LLMRequest) -> JsonResult:
@@ -187,6 +187,27 @@ class ServerClient(LLMClient):
 
     def close(self) -> None:
         self.http.close()
+
+
+def status_row(role: str, cfg: Any, *, loaded: bool = False) -> dict[str, Any]:
+    """`models list` / `doctor` row of a role the server answers: whether it answers, and
+    the models it lists (the row shape of `registry.status`)."""
+    with ServerClient(cfg.base_url, api_key_env=cfg.api_key_env, timeout_s=5.0) as probe:
+        answers, detail = probe.probe()
+    return {
+        "role": role,
+        "model": cfg.model or "(server default)",
+        "present": answers,
+        "path": api_base(cfg.base_url),
+        "mmproj": "",
+        "size_bytes": 0,
+        "size": "",
+        "device": f"server, {cfg.in_flight} in flight",
+        "source": "server",
+        "detail": detail,
+        "fetch": "" if answers else "start the server, or fix MICROVQA_MODELS__SERVER__BASE_URL",
+        "loaded": loaded,
+    }
 
 
 class LocalServer:

@@ -465,19 +465,10 @@ def _clip(
     return list(pair_rows.values())
 
 
-def _agent(
-    store: Store,
-    llm: Any,
-    m: _Models,
-    cfg: SignalSettings,
-    templates: Any,
-    qas: list[dict[str, Any]],
-    caption_of: Any,
-    put: Any,
-    seed_base: int,
-    stats: dict[str, Any],
-) -> None:
-    answer_t, verdict_t = templates
+def _agent_inputs(
+    store: Store, m: _Models, qas: list[dict[str, Any]], caption_of: Any, put: Any
+) -> list[tuple[dict[str, Any], str, Any]]:
+    """(QA, caption, image) the agent can be asked about; the others get their reason."""
     images: dict[str, Any] = {}
     if m.agent_image:
         for r in store.get_many(
@@ -486,7 +477,6 @@ def _agent(
             ["figure_id", "image_bytes", "image_path"],
         ):
             images[r["figure_id"]] = r["image_bytes"] or r["image_path"] or None
-    answers: list[tuple[dict[str, Any], str]] = []
     asked: list[tuple[dict[str, Any], str, Any]] = []
     for q in qas:
         caption = caption_of(q) or ""
@@ -500,6 +490,24 @@ def _agent(
             put(q, "agent_supported", None, "the figure has no image bytes or path", ok=False)
             continue
         asked.append((q, caption, image))
+    return asked
+
+
+def _agent(
+    store: Store,
+    llm: Any,
+    m: _Models,
+    cfg: SignalSettings,
+    templates: Any,
+    qas: list[dict[str, Any]],
+    caption_of: Any,
+    put: Any,
+    seed_base: int,
+    stats: dict[str, Any],
+) -> None:
+    answer_t, verdict_t = templates
+    answers: list[tuple[dict[str, Any], str]] = []
+    asked = _agent_inputs(store, m, qas, caption_of, put)
 
     def ask(item: tuple[dict[str, Any], str, Any]) -> Any:
         q, caption, image = item
