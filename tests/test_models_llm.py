@@ -145,6 +145,23 @@ def test_schemas_compile_to_token_masks_and_unsupported_ones_fall_back_with_a_re
     assert odd.kind == "gbnf" and "llguidance cannot compile" in odd.note
 
 
+def test_gbnf_fallback_keeps_enum_values_with_quotes_and_backslashes(tiny_llm):
+    """A schema llguidance refuses goes through GBNF; its enum literals must still parse in
+    llama.cpp (the stock converter left backslashes raw: a crash on `"`)."""
+    values = ['say "hi"', "back\\slash", "{brace}", "µm é"]
+    schema = {
+        "type": "object",
+        "properties": {"e": {"type": "string", "enum": values}},
+        "required": ["e"],
+        "dependentRequired": {"e": ["e"]},  # not supported by llguidance: the fallback
+    }
+    for seed in range(3):
+        result = _ask(tiny_llm, schema, temperature=1.0, seed=seed, max_tokens=60)
+        assert result.ok, result.message
+        assert json.loads(result.raw)["e"] in values
+    assert any("llguidance cannot compile" in note for note in tiny_llm.fallbacks.values())
+
+
 def test_strict_loads_rejects_what_json_loads_lets_through():
     from microvqa_tui.models.client import strict_loads
 

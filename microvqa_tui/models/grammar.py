@@ -15,6 +15,9 @@ three changes:
   `maxItems` (default `DEFAULT_MAX_ITEMS`), so a small model cannot loop forever inside one
   value. A schema's own bounds are kept.
 
+* literals (enum and const values) escape backslashes too: the stock converter left them
+  raw, so a value with a quote made a grammar llama.cpp could not parse (it crashed).
+
 `pattern` is refused: the stock pattern converter does not JSON-escape what it produces.
 The module imports `llama_cpp.llama_grammar` (pure Python, no native library) lazily.
 """
@@ -76,6 +79,12 @@ def _converter_class() -> type:
                     rule_name, r'"\"" ' + f"{char}{{{low},{high}}}" + r' "\"" space'
                 )
             return super().visit(schema, name)
+
+        def _format_literal(self, literal: str) -> str:
+            # the stock one escapes quotes and newlines but not backslashes, so an enum value
+            # with a quote ("say \\"hi\\"" in JSON) became a grammar llama.cpp cannot parse
+            escaped = literal.replace("\\", "\\\\").replace('"', '\\"')
+            return '"' + escaped.replace("\r", "\\r").replace("\n", "\\n") + '"'
 
         def _visit_pattern(self, pattern: str, name: str) -> str:
             raise ModelError(
