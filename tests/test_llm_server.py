@@ -85,7 +85,7 @@ def test_settings_route_the_llm_role_to_the_server(settings, server):
     try:
         assert isinstance(registry.get_llm(served), ServerClient)
     finally:
-        registry.release("llm-server")
+        registry.release("llm")
     row = next(r for r in registry.model_status(served) if r["role"] == "llm")
     assert row["present"] and row["source"] == "server" and "answers" in row["detail"]
     served.models.server.base_url = "http://127.0.0.1:9/v1"  # nothing listens there

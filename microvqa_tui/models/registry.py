@@ -335,7 +335,7 @@ def server_row(role: str, settings: Any = None) -> dict[str, Any]:
     """A status row for a role answered by the server (probes whether it answers)."""
     from microvqa_tui.models.server import status_row
 
-    loaded = any(key[0] == "llm-server" for key in _CACHE)
+    loaded = any(key[:2] == (role, "server") for key in _CACHE)
     return status_row(role, server_settings(settings), loaded=loaded)
 
 
@@ -444,7 +444,7 @@ def get_server(settings: Any = None, *, vision: bool = False) -> Any:
         raise ModelError(
             "no LLM server is configured", hint="set MICROVQA_MODELS__SERVER__BASE_URL"
         )
-    key = ("llm-server", tuple(sorted(cfg.model_dump().items())), vision)
+    key = ("vlm" if vision else "llm", "server", tuple(sorted(cfg.model_dump().items())))
     return _cached(
         key,
         lambda: ServerClient(
