@@ -312,6 +312,28 @@ def test_requests_in_flight_come_back_by_index():
     assert client.meter.calls == 7
 
 
+def test_a_cancel_stops_submitting_and_the_calls_in_flight_finish():
+    from microvqa_tui.errors import Cancelled
+    from microvqa_tui.models.client import ScriptedClient
+    from microvqa_tui.progress import CancelToken
+
+    token = CancelToken()
+
+    def reply(request):
+        if request.sampling.seed == 2:
+            token.cancel()
+        return {"n": request.sampling.seed}
+
+    client = ScriptedClient(reply, in_flight=2)
+    requests = [
+        LLMRequest(MESSAGES, {"type": "object"}, sampling=Sampling(seed=i)) for i in range(9)
+    ]
+    done = dict(client.ask_many(requests, cancel=token))
+    assert 3 <= len(done) <= 4 and set(done) == set(range(len(done)))  # a prefix, no gaps
+    with pytest.raises(Cancelled):
+        client.ask_all(requests, cancel=token)
+
+
 def test_missing_files(tmp_path):
     from microvqa_tui.models.llm import load_llm
 
