@@ -111,6 +111,10 @@ def bench_schemas(llm: Any, calls: int) -> dict[str, Any]:
             row[2] += m
             row[3] += plain_s
             row[4] += ok
+            _progress(
+                f"{name} call {i + 1}",
+                {"ours": [n, round(ours_s, 2)], "plain": [m, round(plain_s, 2)]},
+            )
     out = {}
     for name, (n, ours_s, m, plain_s, ok) in totals.items():
         ours, plain = n / ours_s, m / plain_s
@@ -169,11 +173,19 @@ def bench_stage1(llm: Any, gguf: Path, n: int, threads: int) -> dict[str, Any]:
     from microvqa_tui.models.server import LocalServer, ServerClient
 
     out = {"in_process": stage1_rate(llm, n, threads)}
+    _progress("stage1 in_process", out["in_process"])
     with LocalServer(str(gguf), n_threads=threads) as server:
         for in_flight in (1, 4):
             with ServerClient(server.base_url, in_flight=in_flight) as client:
-                out[f"server_{in_flight}_in_flight"] = stage1_rate(client, n, threads)
+                name = f"server_{in_flight}_in_flight"
+                out[name] = stage1_rate(client, n, threads)
+                _progress(f"stage1 {name}", out[name])
     return out
+
+
+def _progress(what: str, figures: Any) -> None:
+    """Each figure as soon as it is measured (stderr): a long run cut short keeps them."""
+    print(f"{what}: {json.dumps(figures)}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
