@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from microvqa_tui.config import load_settings  # noqa: E402
+from microvqa_tui.models.registry import get_llm  # noqa: E402
 from microvqa_tui.pipeline.select import SelectSettings, run_select  # noqa: E402
 from microvqa_tui.pipeline.stage3 import MCQSettings, run_mcq  # noqa: E402
-from microvqa_tui.pipeline.stage3.llm import resolve_llm  # noqa: E402
 from store import open_store, text_id  # noqa: E402
 from store.schema import utcnow  # noqa: E402
 
@@ -157,7 +157,7 @@ def main() -> None:
         store = open_store(settings.store)
         write_qas(store, args.n)
         clock = time.perf_counter()
-        llm = resolve_llm(settings, "llm")
+        llm = get_llm(settings)
         load_s = time.perf_counter() - clock
         report = run_mcq(store, settings, llm=llm)
         llm_info = report.llm

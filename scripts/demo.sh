@@ -30,7 +30,15 @@ if [ "$full" = 0 ]; then
 fi
 export_dir=${MICROVQA_DEMO_EXPORT:-$PWD/.microvqa/sample-export}
 
-step() { echo; echo "== $*"; }
+# Each step's wall time, printed with the summary.
+timings=()
+step_name=""
+step_start=0
+end_step() {
+  if [ -n "$step_name" ]; then timings+=("$(printf '%5d s  %s' $((SECONDS - step_start)) "${step_name%%:*}")"); fi
+  step_name=""
+}
+step() { end_step; echo; echo "== $*"; step_name="$*"; step_start=$SECONDS; }
 SECONDS=0
 
 step "doctor"
@@ -58,6 +66,9 @@ step "export (JSONL + images, leakage-free splits) to $export_dir"
 step "summary"
 "${microvqa[@]}" funnel
 "${microvqa[@]}" stats
+end_step
+echo "time per stage:"
+printf '  %s\n' "${timings[@]}"
 echo "demo finished in $((SECONDS / 60)) min $((SECONDS % 60)) s; store: $MICROVQA_STORE"
 
 if [ "$open_tui" = 1 ] && [ -t 0 ] && [ -t 1 ]; then

@@ -4,13 +4,12 @@ and counts the calls."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from microvqa_tui.errors import GenerationError
+from microvqa_tui.models.client import ScriptedClient
 from microvqa_tui.vocabulary import TASK_TYPES
 from store import text_id
 from store.schema import utcnow
@@ -121,13 +120,12 @@ def good_mcq(messages: list[dict]) -> dict:
     }
 
 
-class ScriptedLLM:
-    """A fake LLM: `script[purpose](messages, schema, options)` gives the reply (a dict, a raw
-    string, or an exception to raise). Every call is recorded."""
-
-    name = "scripted-fake"
+class ScriptedLLM(ScriptedClient):
+    """A fake LLM client: `script[purpose](messages, schema, options)` gives the reply (a dict,
+    a raw string, or an exception to raise). Every call is recorded."""
 
     def __init__(self, **script: Callable[..., Any]) -> None:
+        super().__init__(self._answer, "scripted-fake")
         self.script: dict[str, Callable[..., Any]] = {
             "mcq": lambda m, s, o: good_mcq(m),
             "answer": lambda m, s, o: {"answer": "A"},
@@ -154,22 +152,13 @@ class ScriptedLLM:
         self.calls: list[tuple[str, list[dict], dict]] = []
         self.schemas: list[dict] = []
 
-    def generate_json(self, messages, schema, *, temperature=0.0, seed=0, max_tokens=256):
-        purpose = purpose_of(schema)
-        options = {"temperature": temperature, "seed": seed, "max_tokens": max_tokens}
-        self.calls.append((purpose, messages, options))
-        self.schemas.append(schema)
-        reply = self.script[purpose](messages, schema, options)
-        if isinstance(reply, BaseException):
-            raise reply
-        if isinstance(reply, str):
-            try:
-                return json.loads(reply)
-            except json.JSONDecodeError:
-                error = GenerationError("the reply is not valid JSON")
-                error.raw = reply  # type: ignore[attr-defined]
-                raise error from None
-        return reply
+    def _answer(self, request):
+        purpose = purpose_of(request.schema)
+        s = request.sampling
+        options = {"temperature": s.temperature, "seed": s.seed, "max_tokens": s.max_tokens}
+        self.calls.append((purpose, request.messages, options))
+        self.schemas.append(request.schema)
+        return self.script[purpose](request.messages, request.schema, options)
 
     def count(self, purpose: str | None = None) -> int:
         if purpose is None:

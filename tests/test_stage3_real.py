@@ -45,7 +45,7 @@ QAS = [
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
     from microvqa_tui.config import load_settings
-    from microvqa_tui.pipeline.stage3.llm import resolve_llm
+    from microvqa_tui.models.registry import get_llm as resolve_llm
 
     root = tmp_path_factory.mktemp("real")
     settings = load_settings(

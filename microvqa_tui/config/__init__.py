@@ -76,6 +76,29 @@ class IngestSettings(Section):
     )
 
 
+class LLMServerSettings(Section):
+    """An OpenAI-compatible server (llama-server, llama_cpp.server, vLLM, SGLang, Ollama)
+    answering for the llm and vlm roles instead of an in-process GGUF."""
+
+    base_url: str = Field(
+        "", description="Server URL, e.g. http://127.0.0.1:8000/v1; empty = in-process GGUF."
+    )
+    model: str = Field("", description="Model name sent to the server; empty = its first one.")
+    api_key_env: str = Field(
+        "MICROVQA_LLM_API_KEY",
+        description="Environment variable holding the API key (sent as a Bearer token).",
+    )
+    in_flight: int = Field(4, ge=1, le=256, description="Requests sent at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(2, ge=0, description="Retries of a request on 429/5xx or a lost link.")
+    response_format: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto",
+        description="How the JSON schema is sent: json_schema (OpenAI, vLLM, llama-server, "
+        "Ollama), json_object + schema (llama_cpp.server); auto = the first, then the second.",
+    )
+    vision: bool = Field(False, description="The served model reads images (vlm role).")
+
+
 class ModelSettings(Section):
     """Which model fills each role. Values are hub ids or local paths."""
 
@@ -119,6 +142,7 @@ class ModelSettings(Section):
     llm_timeout_s: float = Field(120.0, gt=0, description="Per-call generation timeout.")
     llm_retries: int = Field(2, ge=0, description="Retries when a generation fails to parse.")
     seed: int = Field(0, description="Sampling seed for reproducible generations.")
+    server: LLMServerSettings = Field(default_factory=LLMServerSettings)
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,6 @@
-"""JSON schema -> GBNF grammar whose every output parses with strict `json.loads`.
+"""JSON schema -> GBNF grammar: the fallback for a schema llguidance cannot compile.
+
+Every output parses with strict `json.loads`.
 
 llama-cpp-python's converter (`llama_cpp.llama_grammar.SchemaConverter`) is reused, with
 three changes:
@@ -13,6 +15,9 @@ three changes:
   `maxItems` (default `DEFAULT_MAX_ITEMS`), so a small model cannot loop forever inside one
   value. A schema's own bounds are kept.
 
+* literals (enum and const values) escape backslashes too: the stock converter left them
+  raw, so a value with a quote made a grammar llama.cpp could not parse (it crashed).
+
 `pattern` is refused: the stock pattern converter does not JSON-escape what it produces.
 The module imports `llama_cpp.llama_grammar` (pure Python, no native library) lazily.
 """
@@ -24,9 +29,7 @@ import json
 from typing import Any
 
 from microvqa_tui.errors import ModelError
-
-DEFAULT_MAX_STRING = 2000
-DEFAULT_MAX_ITEMS = 64
+from microvqa_tui.models.constrain import DEFAULT_MAX_ITEMS, DEFAULT_MAX_STRING, bounded_schema
 
 _HEX = "[0-9a-fA-F]"
 #: \uXXXX with XXXX outside 0000-001F (controls) and D800-DFFF (surrogates).
@@ -77,6 +80,12 @@ def _converter_class() -> type:
                 )
             return super().visit(schema, name)
 
+        def _format_literal(self, literal: str) -> str:
+            # the stock one escapes quotes and newlines but not backslashes, so an enum value
+            # with a quote ("say \\"hi\\"" in JSON) became a grammar llama.cpp cannot parse
+            escaped = literal.replace("\\", "\\\\").replace('"', '\\"')
+            return '"' + escaped.replace("\r", "\\r").replace("\n", "\\n") + '"'
+
         def _visit_pattern(self, pattern: str, name: str) -> str:
             raise ModelError(
                 f"JSON schema 'pattern' ({pattern!r}) is not supported for constrained output",
@@ -90,57 +99,12 @@ _SAFE_CONVERTER: type | None = None
 _NOT_PLAIN_STRING = ("enum", "const", "format", "pattern", "$ref", "anyOf", "oneOf", "allOf")
 
 
-_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_ONE = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
-
-
-def _bounded(schema: Any, max_string: int, max_items: int) -> Any:
-    """A copy of `schema` where every free string has maxLength and every array maxItems.
-
-    Walks sub-schemas by keyword (a property *named* "pattern" or "type" is just a name).
-    """
-    if not isinstance(schema, dict):
-        return schema
-
-    def sub(value: Any) -> Any:
-        return _bounded(value, max_string, max_items)
-
-    out = dict(schema)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), dict):
-            out[key] = {name: sub(value) for name, value in out[key].items()}
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [sub(value) for value in out[key]]
-    for key in _SCHEMA_ONE:
-        if isinstance(out.get(key), (dict, list)):
-            out[key] = [sub(v) for v in out[key]] if isinstance(out[key], list) else sub(out[key])
-    kind = out.get("type")
-    if isinstance(kind, list):
-        # the stock converter turns ["string", "null"] into bare {"type": t} alternatives and
-        # would drop maxLength etc.; spell it as anyOf of full sub-schemas instead
-        rest = {k: v for k, v in out.items() if k != "type"}
-        return {"anyOf": [sub({**rest, "type": t}) for t in kind]}
-    if "pattern" in out and kind in (None, "string"):
-        raise ModelError(
-            f"JSON schema 'pattern' ({out['pattern']!r}) is not supported for constrained output",
-            hint="use enum, maxLength or a post-check instead",
-        )
-    constrained = any(k in out for k in ("enum", "const", "format", "$ref"))
-    if kind == "string" and not constrained and "maxLength" not in out:
-        out["maxLength"] = max(max_string, int(out.get("minLength", 0)))
-    if kind == "array" and "items" in out and "maxItems" not in out:
-        out["maxItems"] = max(max_items, int(out.get("minItems", 0)))
-    return out
-
-
 @functools.lru_cache(maxsize=128)
 def _schema_to_gbnf_cached(schema_json: str, max_string: int, max_items: int) -> str:
     global _SAFE_CONVERTER
     if _SAFE_CONVERTER is None:
         _SAFE_CONVERTER = _converter_class()
-    schema = _bounded(json.loads(schema_json), max_string, max_items)
+    schema = bounded_schema(json.loads(schema_json), max_string, max_items, gbnf=True)
     converter = _SAFE_CONVERTER(
         max_string=max_string,
         prop_order={},
@@ -169,19 +133,3 @@ def schema_to_gbnf(
         schema = json.loads(schema)
     schema_json = json.dumps(schema)  # key order matters: properties are generated in order
     return _schema_to_gbnf_cached(schema_json, int(max_string), int(max_items))
-
-
-def stock_gbnf(schema: dict[str, Any]) -> str:
-    """llama-cpp-python's own conversion (for comparison in tests and benchmarks)."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    return json_schema_to_gbnf(json.dumps(schema))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def strict_loads(text: str) -> Any:
-    """`json.loads` in strict mode, also refusing NaN/Infinity (not JSON)."""
-    return json.loads(text, parse_constant=_reject_constant)

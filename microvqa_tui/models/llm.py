@@ -1,16 +1,14 @@
-"""GGUF language models (text and vision) through llama-cpp-python, with JSON output.
+"""GGUF language models (text and vision) in-process through llama-cpp-python.
 
     llm = load_llm(path)                       # or registry.get_llm(settings)
-    result = llm.generate_json(messages, schema, temperature=0.7, max_tokens=512)
-    result.data        # the parsed object (strict json.loads always accepts it)
-    result.raw         # the model's text
-    result.completion_tokens, result.seconds, result.tokens_per_s
+    result = llm.ask(LLMRequest(messages, schema, sampling=Sampling(max_tokens=512)))
 
-Output is constrained by a grammar built from the JSON schema (see `grammar.py`): strings
-carry no raw control characters and are bounded, so strict `json.loads` accepts every
-complete output. An output can still be incomplete (token limit, timeout); such a call is
-retried with the next seed up to `retries` times and then raises `UnparsableOutputError`
-(a `GenerationError`) carrying the raw text.
+`LlamaModel` is the in-process backend of the LLM client (`client.py`). JSON output is
+constrained by llguidance token masks built from the schema (`constrain.py`), so strict
+`json.loads` accepts every complete output; a schema llguidance cannot compile falls back
+to a GBNF grammar. An output can still be incomplete (token limit, timeout): such a call is
+retried with the next seed up to `retries` times and then returned as an UNPARSABLE result
+carrying the raw text.
 
 Vision models take a multimodal projector (mmproj) and llama-cpp-python's multimodal chat
 handlers; images are passed as bytes and sent as data URIs. `llama_cpp` is imported when a
@@ -19,24 +17,31 @@ model is loaded, never at module import.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
+import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from microvqa_tui.errors import GenerationError, ModelError, ModelMissingError
-from microvqa_tui.models.device import llama_threads
-from microvqa_tui.models.grammar import (
+from microvqa_tui.models.client import JsonResult, LLMClient, LLMRequest, Sampling, parsed
+from microvqa_tui.models.constrain import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
-    schema_to_gbnf,
-    strict_loads,
+    TokenMasks,
+    compile_schema,
+    gbnf_grammar,
 )
+from microvqa_tui.models.device import llama_threads
+from microvqa_tui.models.messages import image_data_uri, prepare_messages
+
+__all__ = ["LlamaModel", "gpu_offload_supported", "image_data_uri", "load_llm"]
+
+_log = logging.getLogger(__name__)
 
 #: Vision chat handlers by name (llama_cpp.llama_chat_format class names). "auto" picks the
 #: generic MTMD handler (chat template from the GGUF) or guesses from the file name.
@@ -52,9 +57,6 @@ VISION_HANDLERS = {
     "gemma4": "Gemma4ChatHandler",
 }
 
-#: Image formats llama.cpp's decoder (stb_image) reads; others are re-encoded as PNG.
-_STB_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}
-
 _RETRY_TEMPERATURE = 0.3  # a greedy (temperature 0) call is retried with this temperature
 
 
@@ -67,167 +69,6 @@ class CallStats:
     seconds: float = 0.0
     finish_reason: str = ""
     timed_out: bool = False
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Totals:
-    """Running totals over every call of one model (for benchmarks and run reports)."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    failures: int = 0
-
-    def add(self, stats: CallStats) -> None:
-        self.calls += 1
-        self.prompt_tokens += stats.prompt_tokens
-        self.completion_tokens += stats.completion_tokens
-        self.seconds += stats.seconds
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class JsonResult:
-    """A parsed structured generation with its cost."""
-
-    data: Any
-    raw: str
-    model_id: str = ""
-    attempts: int = 1
-    calls: list[CallStats] = field(default_factory=list)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(c.prompt_tokens for c in self.calls)
-
-    @property
-    def completion_tokens(self) -> int:
-        return sum(c.completion_tokens for c in self.calls)
-
-    @property
-    def tokens(self) -> int:
-        return self.completion_tokens
-
-    @property
-    def seconds(self) -> float:
-        return sum(c.seconds for c in self.calls)
-
-    @property
-    def tokens_per_s(self) -> float:
-        s = self.seconds
-        return self.completion_tokens / s if s > 0 else 0.0
-
-    @property
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
-
-
-@dataclass
-class ChatResult:
-    """A free-text generation with its cost."""
-
-    text: str
-    stats: CallStats
-
-
-class UnparsableOutputError(GenerationError):
-    """No attempt produced output that parses as JSON. `raw` holds the last attempt's text,
-    `reason` is 'timeout', 'length' (token limit reached) or 'invalid'."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        raw: str,
-        reason: str,
-        attempts: int,
-        calls: list[CallStats],
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.raw = raw
-        self.reason = reason
-        self.attempts = attempts
-        self.calls = calls
-        self.tokens = sum(c.completion_tokens for c in calls)
-
-
-# ---------------------------------------------------------------------------- images
-def image_data_uri(data: bytes) -> str:
-    """`data:` URI for image bytes; formats llama.cpp cannot decode are re-encoded as PNG."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = image.format or ""
-            if fmt not in _STB_FORMATS:
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, format="PNG")
-                data, fmt = buffer.getvalue(), "PNG"
-    except Exception as exc:
-        raise ModelError(f"cannot read an image passed to the vision model: {exc}") from exc
-    mime = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "GIF": "image/gif"}
-    return f"data:{mime[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _as_image_part(image: bytes | str | Path) -> dict[str, Any]:
-    if isinstance(image, (str, Path)) and not str(image).startswith("data:"):
-        image = Path(image).read_bytes()
-    url = image if isinstance(image, str) else image_data_uri(bytes(image))
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def prepare_messages(
-    messages: Sequence[Mapping[str, Any]], images: Sequence[bytes | str | Path] = ()
-) -> tuple[list[dict[str, Any]], int]:
-    """Messages in llama-cpp-python's OpenAI form, and how many images they carry.
-
-    A content part `{"type": "image", "image": <bytes>}` (or raw bytes) becomes an image_url
-    part with a data URI; `images` are put before the text of the last user message.
-    """
-    out: list[dict[str, Any]] = []
-    n_images = 0
-    for message in messages:
-        msg = dict(message)
-        content = msg.get("content")
-        if isinstance(content, list):
-            parts = []
-            for part in content:
-                if isinstance(part, (bytes, bytearray, memoryview)):
-                    parts.append(_as_image_part(bytes(part)))
-                elif isinstance(part, Mapping) and part.get("type") == "image":
-                    parts.append(_as_image_part(part["image"]))
-                else:
-                    parts.append(dict(part) if isinstance(part, Mapping) else part)
-            n_images += sum(
-                1 for p in parts if isinstance(p, dict) and p.get("type") == "image_url"
-            )
-            msg["content"] = parts
-        out.append(msg)
-    if images:
-        users = [i for i, m in enumerate(out) if m.get("role") == "user"]
-        if not users:
-            raise ModelError("images were given but there is no user message to attach them to")
-        last = out[users[-1]]
-        content = last.get("content")
-        text_parts = (
-            [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
-        )
-        last["content"] = [*(_as_image_part(img) for img in images), *text_parts]
-        n_images += len(images)
-    return out, n_images
 
 
 # ---------------------------------------------------------------------------- llama.cpp glue
@@ -356,8 +197,11 @@ def _stopping(llama: Any, criterion: Any) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- the model
-class LlamaModel:
-    """A loaded GGUF model. Thread-safe (calls are serialised: llama.cpp contexts are not)."""
+class LlamaModel(LLMClient):
+    """A loaded GGUF model behind the LLM client. Calls are serialised (a llama.cpp context
+    is not thread-safe), so `in_flight` is 1."""
+
+    backend = "in-process"
 
     def __init__(
         self,
@@ -367,45 +211,33 @@ class LlamaModel:
         path: Path,
         mmproj: Path | None = None,
         n_gpu_layers: int = 0,
-        seed: int = 0,
-        temperature: float = 0.2,
         top_p: float = 0.95,
         top_k: int = 40,
-        max_tokens: int = 1024,
         timeout_s: float = 120.0,
         retries: int = 2,
         max_string_length: int = DEFAULT_MAX_STRING,
         max_items: int = DEFAULT_MAX_ITEMS,
     ) -> None:
+        super().__init__()
         self.llama = llama
         self.model_id = model_id
         self.path = path
         self.mmproj = mmproj
+        self.vision = mmproj is not None
         self.n_gpu_layers = n_gpu_layers
-        self.seed = seed
-        self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
-        self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.retries = retries
         self.max_string_length = max_string_length
         self.max_items = max_items
-        self.totals = Totals()
-        self.last: JsonResult | ChatResult | None = None
+        self.fallbacks: dict[str, str] = {}  # schema (JSON) -> why GBNF was used
+        self._masks: TokenMasks | None = None
         self._lock = threading.Lock()
 
     # -- info
     @property
-    def vision(self) -> bool:
-        return self.mmproj is not None
-
-    @property
-    def name(self) -> str:
-        return self.model_id
-
-    @property
-    def device(self) -> str:
+    def device(self) -> str:  # type: ignore[override]
         if not self.n_gpu_layers:
             return "cpu"
         return f"cuda ({'all' if self.n_gpu_layers < 0 else self.n_gpu_layers} layers)"
@@ -429,191 +261,137 @@ class LlamaModel:
         )
         return formatter(messages=[dict(m) for m in messages]).prompt
 
-    # -- generation
-    def _options(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        opts = {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-        }
-        opts.update({k: v for k, v in overrides.items() if v is not None})
-        return opts
+    # -- constraint
+    def constraint(self, schema: Mapping[str, Any] | None) -> tuple[Any, Any]:
+        """(logits processor, GBNF grammar) for one call; both None without a schema."""
+        if schema is None:
+            return None, None
+        compiled = compile_schema(
+            schema, max_string=self.max_string_length, max_items=self.max_items
+        )
+        if compiled.kind == "gbnf":
+            key = json.dumps(schema, sort_keys=True)
+            if key not in self.fallbacks:
+                self.fallbacks[key] = compiled.note
+                _log.warning("%s: %s", self.model_id, compiled.note)
+            return None, gbnf_grammar(compiled.grammar)
+        if self._masks is None:
+            self._masks = TokenMasks(self.llama)  # once per loaded model
+        return self._masks.processor(compiled.grammar), None
 
+    # -- generation
     def _complete(
         self,
         messages: list[dict[str, Any]],
         *,
-        grammar: Any,
+        constraint: tuple[Any, Any],
         deadline: float,
         options: dict[str, Any],
     ) -> tuple[str, CallStats]:
+        processor, grammar = constraint
         criterion = _Deadline(deadline)
         start = time.perf_counter()
         try:
             with _stopping(self.llama, criterion):
                 response = self.llama.create_chat_completion(
-                    messages=messages, grammar=grammar, stream=False, **options
+                    messages=messages,
+                    grammar=grammar,
+                    logits_processor=[processor] if processor is not None else None,
+                    stream=False,
+                    **options,
                 )
         except ValueError as exc:  # prompt longer than the context, bad template, ...
             raise ModelError(
                 f"{self.model_id} failed: {exc}",
                 hint="a longer context needs MICROVQA_MODELS__LLM_CONTEXT=<tokens>",
             ) from exc
-        seconds = time.perf_counter() - start
         choice = response["choices"][0]
         usage = response.get("usage") or {}
+        reason = "timeout" if criterion.hit else str(choice.get("finish_reason") or "")
+        if processor is not None and processor.error:
+            raise GenerationError(f"{self.model_id}: the token mask failed: {processor.error}")
         stats = CallStats(
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            seconds=seconds,
-            finish_reason="timeout" if criterion.hit else str(choice.get("finish_reason") or ""),
-            timed_out=criterion.hit,
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            time.perf_counter() - start,
+            reason,
+            criterion.hit,
         )
-        self.totals.add(stats)
         return choice["message"].get("content") or "", stats
 
-    def _check_images(self, n_images: int) -> None:
+    def _options(self, sampling: Sampling, attempt: int) -> dict[str, Any]:
+        temperature = sampling.temperature
+        if attempt and not temperature:
+            temperature = _RETRY_TEMPERATURE  # a greedy retry would repeat itself
+        options = {
+            "temperature": temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_tokens": sampling.max_tokens,
+            "seed": int(sampling.seed) + attempt,
+        }
+        if sampling.repeat_penalty is not None:
+            options["repeat_penalty"] = sampling.repeat_penalty
+        return options
+
+    def _generate(self, request: LLMRequest) -> JsonResult:
+        """One request; incomplete JSON is retried with the next seed (temperature 0 becomes
+        0.3) up to `retries` times, within one `timeout_s` for all attempts."""
+        prepared, n_images = prepare_messages(request.messages, request.images)
         if n_images and not self.vision:
             raise ModelError(
                 f"{self.model_id} is a text model and cannot read images",
-                hint="configure a vision model: MICROVQA_MODELS__VLM and MICROVQA_MODELS__VLM_MMPROJ",
+                hint="configure a vision model: MICROVQA_MODELS__VLM and "
+                "MICROVQA_MODELS__VLM_MMPROJ",
             )
-
-    def chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        images: Sequence[bytes | str | Path] = (),
-        timeout_s: float | None = None,
-        grammar: str | None = None,
-        **options: Any,
-    ) -> ChatResult:
-        """Free-text generation (optionally constrained by a GBNF `grammar`)."""
-        from llama_cpp import LlamaGrammar
-
-        prepared, n_images = prepare_messages(messages, images)
-        self._check_images(n_images)
-        deadline = time.monotonic() + (timeout_s or self.timeout_s)
-        compiled = LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
-        with self._lock:
-            text, stats = self._complete(
-                prepared, grammar=compiled, deadline=deadline, options=self._options(options)
-            )
-        self.last = ChatResult(text=text, stats=stats)
-        return self.last
-
-    def generate_json(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        schema: Mapping[str, Any],
-        *,
-        images: Sequence[bytes | str | Path] = (),
-        temperature: float | None = None,
-        top_p: float | None = None,
-        top_k: int | None = None,
-        seed: int | None = None,
-        max_tokens: int | None = None,
-        timeout_s: float | None = None,
-        retries: int | None = None,
-        max_string_length: int | None = None,
-        repeat_penalty: float | None = None,
-        logit_bias: Mapping[int, float] | None = None,
-    ) -> JsonResult:
-        """The model's answer to `messages` as JSON following `schema`.
-
-        `timeout_s` bounds the whole call (all attempts): generation stops when it passes.
-        Incomplete output is retried (next seed; temperature 0 becomes 0.3) up to `retries`
-        times; then `UnparsableOutputError` is raised with the raw text attached.
-        """
-        from llama_cpp import LlamaGrammar
-
-        prepared, n_images = prepare_messages(messages, images)
-        self._check_images(n_images)
-        gbnf = schema_to_gbnf(
-            dict(schema),
-            max_string=max_string_length or self.max_string_length,
-            max_items=self.max_items,
-        )
-        grammar = LlamaGrammar.from_string(gbnf, verbose=False)
-        retries = self.retries if retries is None else max(0, int(retries))
-        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
-        base = self._options(
-            {
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "seed": seed,
-                "max_tokens": max_tokens,
-                "repeat_penalty": repeat_penalty,
-                "logit_bias": dict(logit_bias) if logit_bias else None,
-            }
-        )
+        retries = self.retries if request.retries is None else max(0, int(request.retries))
+        timeout = float(request.timeout_s or self.timeout_s)
         deadline = time.monotonic() + timeout
         calls: list[CallStats] = []
-        raw, reason, detail = "", "invalid", ""
+        result = JsonResult()
         with self._lock:
             for attempt in range(retries + 1):
-                options = dict(base)
-                options["seed"] = int(base["seed"]) + attempt
-                if attempt and not options["temperature"]:
-                    options["temperature"] = _RETRY_TEMPERATURE
+                constraint = self.constraint(request.schema)
+                options = self._options(request.sampling, attempt)
                 raw, stats = self._complete(
-                    prepared, grammar=grammar, deadline=deadline, options=options
+                    prepared, constraint=constraint, deadline=deadline, options=options
                 )
                 calls.append(stats)
-                try:
-                    data = strict_loads(raw)
-                except ValueError as exc:
-                    detail = str(exc)
-                    reason = (
-                        "timeout"
-                        if stats.timed_out
-                        else "length"
-                        if stats.finish_reason == "length"
-                        else "invalid"
-                    )
-                    if reason == "timeout" or time.monotonic() >= deadline:
-                        reason = "timeout"
-                        break
-                    continue
-                self.last = JsonResult(
-                    data=data, raw=raw, model_id=self.model_id, attempts=attempt + 1, calls=calls
+                result = parsed(
+                    raw,
+                    request,
+                    prompt_tokens=sum(c.prompt_tokens for c in calls),
+                    completion_tokens=sum(c.completion_tokens for c in calls),
+                    seconds=sum(c.seconds for c in calls),
+                    attempts=len(calls),
                 )
-                return self.last
-        self.totals.failures += 1
-        why = {
-            "timeout": f"the {timeout:g} s timeout passed before the JSON was complete",
-            "length": f"the output reached max_tokens={base['max_tokens']} before the JSON was complete",
-            "invalid": f"the output is not valid JSON ({detail})",
-        }[reason]
-        hints = {
-            "timeout": "raise MICROVQA_MODELS__LLM_TIMEOUT_S or lower max_tokens",
-            "length": "raise max_tokens or lower the schema's maxLength/maxItems",
-            "invalid": None,
-        }
-        raise UnparsableOutputError(
-            f"{self.model_id}: no parsable JSON after {len(calls)} attempt(s): {why}",
-            raw=raw,
-            reason=reason,
-            attempts=len(calls),
-            calls=calls,
-            hint=hints[reason],
-        )
+                if result.ok or stats.timed_out or time.monotonic() >= deadline:
+                    break
+        if not result.ok:
+            result.message = _why_incomplete(self.model_id, calls, timeout, request, result)
+        return result
 
-    # -- lifetime
     def close(self) -> None:
         llama, self.llama = self.llama, None
         if llama is not None:
             with contextlib.suppress(Exception):
                 llama.close()
 
-    def __enter__(self) -> LlamaModel:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _why_incomplete(
+    model_id: str, calls: list[CallStats], timeout: float, request: LLMRequest, result: JsonResult
+) -> str:
+    last = calls[-1]
+    if last.timed_out:
+        why = f"the {timeout:g} s timeout passed before the JSON was complete [timeout]"
+    elif last.finish_reason == "length":
+        why = (
+            f"the output reached max_tokens={request.sampling.max_tokens} before the JSON "
+            "was complete [length]"
+        )
+    else:
+        why = f"{result.message} [invalid]"
+    return f"{model_id}: no parsable JSON after {len(calls)} attempt(s): {why}"
 
 
 def load_llm(
@@ -686,7 +464,6 @@ def load_llm(
         path=path,
         mmproj=mmproj_path,
         n_gpu_layers=layers,
-        seed=seed,
         timeout_s=timeout_s,
         retries=retries,
         **defaults,

@@ -302,6 +302,9 @@ def status(settings: Any = None, *, with_device: bool = True) -> list[dict[str, 
     ms = _models(settings)
     rows = []
     for role in ROLES:
+        if role in ("llm", "vlm") and _served(role, ms):
+            rows.append(server_row(role, settings))
+            continue
         r = _resolve(role, ms)
         size = _size([r.path, r.mmproj]) if r.present else 0
         rows.append(
@@ -321,6 +324,19 @@ def status(settings: Any = None, *, with_device: bool = True) -> list[dict[str, 
             }
         )
     return rows
+
+
+def _served(role: str, ms: Any) -> bool:
+    server = server_settings(ms)
+    return server is not None and (role == "llm" or bool(server.vision))
+
+
+def server_row(role: str, settings: Any = None) -> dict[str, Any]:
+    """A status row for a role answered by the server (probes whether it answers)."""
+    from microvqa_tui.models.server import status_row
+
+    loaded = any(key[:2] == (role, "server") for key in _CACHE)
+    return status_row(role, server_settings(settings), loaded=loaded)
 
 
 def model_status(settings: Any = None) -> list[dict[str, Any]]:
@@ -419,10 +435,44 @@ def _llama_kwargs(ms: Any) -> dict[str, Any]:
     }
 
 
+def server_settings(settings: Any = None) -> Any | None:
+    """The `models.server` section when a server URL is set (the llm/vlm roles use it)."""
+    server = getattr(_models(settings), "server", None)
+    return server if server is not None and str(server.base_url or "").strip() else None
+
+
+def get_server(settings: Any = None, *, vision: bool = False) -> Any:
+    """The OpenAI-compatible server client (`server.ServerClient`), one per settings."""
+    from microvqa_tui.models.server import ServerClient
+
+    cfg = server_settings(settings)
+    if cfg is None:
+        raise ModelError(
+            "no LLM server is configured", hint="set MICROVQA_MODELS__SERVER__BASE_URL"
+        )
+    key = ("vlm" if vision else "llm", "server", tuple(sorted(cfg.model_dump().items())))
+    return _cached(
+        key,
+        lambda: ServerClient(
+            cfg.base_url,
+            model=cfg.model,
+            api_key_env=cfg.api_key_env,
+            in_flight=cfg.in_flight,
+            timeout_s=cfg.timeout_s,
+            retries=cfg.retries,
+            response_format=cfg.response_format,
+            vision=vision or cfg.vision,
+        ),
+    )
+
+
 def get_llm(settings: Any = None) -> Any:
-    """The text LLM (`llm.LlamaModel`), loaded on first use."""
+    """The text LLM client: the configured server, else the in-process GGUF
+    (`llm.LlamaModel`), loaded on first use."""
     from microvqa_tui.models.llm import load_llm
 
+    if server_settings(settings) is not None:
+        return get_server(settings)
     ms = _models(settings)
     r = _present("llm", ms)
     kwargs = _llama_kwargs(ms)
@@ -431,9 +481,13 @@ def get_llm(settings: Any = None) -> Any:
 
 
 def get_vlm(settings: Any = None) -> Any:
-    """The vision LLM (`llm.LlamaModel` with a projector), loaded on first use."""
+    """The vision LLM client: the configured server when it is marked `vision`, else the
+    in-process GGUF with its projector, loaded on first use."""
     from microvqa_tui.models.llm import load_llm
 
+    server = server_settings(settings)
+    if server is not None and server.vision:
+        return get_server(settings, vision=True)
     ms = _models(settings)
     r = _present("vlm", ms)
     kwargs = _llama_kwargs(ms)

@@ -75,19 +75,23 @@ def _check_text(settings: Any) -> str:
 
 
 def _check_llm(settings: Any, *, vision: bool = False) -> str:
+    from microvqa_tui.models.client import LLMRequest, Sampling
+
     llm = registry.get_vlm(settings) if vision else registry.get_llm(settings)
-    result = llm.generate_json(
-        _PROBE_MESSAGES,
-        _PROBE_SCHEMA,
-        images=[probe_image()] if vision else (),
-        max_tokens=96,
-        timeout_s=min(120.0, float(getattr(registry._models(settings), "llm_timeout_s", 120))),
+    result = llm.ask(
+        LLMRequest(
+            _PROBE_MESSAGES,
+            _PROBE_SCHEMA,
+            images=(probe_image(),) if vision else (),
+            sampling=Sampling(max_tokens=96),
+            timeout_s=min(120.0, float(getattr(registry._models(settings), "llm_timeout_s", 120))),
+        )
     )
-    if not isinstance(result.data, dict) or "answer" not in result.data:
-        raise RuntimeError(f"unexpected output {result.raw!r}")
+    if result.error or not isinstance(result.value, dict) or "answer" not in result.value:
+        raise RuntimeError(f"unexpected output {result.raw!r} {result.message}".strip())
     return (
         f"{result.completion_tokens} tokens in {result.seconds:.1f} s "
-        f"({result.tokens_per_s:.1f} tokens/s) on {llm.device}: {result.data['answer']!r}"
+        f"({result.tokens_per_s:.1f} tokens/s) on {llm.device}: {result.value['answer']!r}"
     )
 
 

@@ -16,9 +16,6 @@ language-shortcut rate; and the random-guess baseline (mean of 1/len(choices)).
 
 from __future__ import annotations
 
-import base64
-import inspect
-import io
 import json
 import re
 import string
@@ -30,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from microvqa_tui.errors import IngestError, ModelMissingError, PipelineError
+from microvqa_tui.errors import IngestError, PipelineError
+from microvqa_tui.models.client import LLMClient, LLMRequest, Sampling
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 
 LETTERS = string.ascii_uppercase
@@ -431,60 +429,14 @@ class Answerer(Protocol):
         """The model's reply to `prompt`, shown `images` (empty: no image)."""
 
 
-def _data_uri(data: bytes) -> str:
-    fmt = "png"
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "png").lower()
-    except Exception:
-        pass
-    return f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _reply_text(result: Any) -> str:
-    if isinstance(result, str):
-        return result
-    if isinstance(result, dict):
-        if result.get("choices"):
-            first = result["choices"][0]
-            message = first.get("message") or {}
-            return str(message.get("content") or first.get("text") or "")
-        for key in ("text", "content", "answer", "reply", "raw"):
-            if key in result and result[key] is not None:
-                return str(result[key])
-    for attr in ("text", "content", "raw"):
-        value = getattr(result, attr, None)
-        if isinstance(value, str):
-            return value
-    if isinstance(result, tuple) and result:
-        return _reply_text(result[0])
-    return str(result)
-
-
-def _call(function: Any, *args: Any, **options: Any) -> Any:
-    try:
-        params = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return function(*args, **options)
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        options = {k: v for k, v in options.items() if k in params}
-    return function(*args, **options)
-
-
 class ModelAnswerer:
-    """Wraps a model from `models.registry` (get_llm / get_vlm: `LlamaModel.chat(messages,
-    images=...)`), or a bare llama_cpp.Llama (images as image_url parts).
-
-    Whichever API it has is used, in this order: `chat(messages, images=..., ...)`,
-    `create_chat_completion(messages=...)` (llama.cpp), `generate(prompt, ...)`,
-    `generate_json(messages, schema)`. Decoding is greedy (temperature 0) for reproducibility.
-    """
+    """Answers through an LLM client (`models.registry` get_llm / get_vlm): free text,
+    greedy (temperature 0) for reproducibility; images go with the prompt for a vision
+    model. A failed call answers "" (counted as unparsed), so one item cannot stop a run."""
 
     def __init__(
         self,
-        model: Any,
+        model: LLMClient,
         name: str | None = None,
         *,
         vision: bool = False,
@@ -495,66 +447,29 @@ class ModelAnswerer:
         self.vision = vision
         self.max_tokens = max_tokens
         self.seed = seed
-        self.name = name or next(
-            (
-                v
-                for a in ("model_id", "name", "model_name")
-                if isinstance(v := getattr(model, a, None), str) and v
-            ),
-            type(model).__name__,
-        )
-
-    def _messages(self, prompt: str, images: list[bytes]) -> list[dict[str, Any]]:
-        if images and self.vision:
-            content: Any = [
-                {"type": "image_url", "image_url": {"url": _data_uri(img)}} for img in images
-            ]
-            content.append({"type": "text", "text": prompt})
-        else:
-            content = prompt
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": content}]
+        self.name = name or model.model_id
 
     def answer(self, prompt: str, images: list[bytes]) -> str:
-        model = self.model
-        images = list(images) if self.vision else []
-        options = {"max_tokens": self.max_tokens, "temperature": 0.0, "seed": self.seed}
-        if hasattr(model, "chat"):
-            # the model layer's LlamaModel: images go beside the messages
-            extra = {"images": images} if images else {}
-            return _reply_text(_call(model.chat, self._messages(prompt, []), **extra, **options))
-        if hasattr(model, "create_chat_completion"):  # a bare llama_cpp.Llama
-            messages = self._messages(prompt, images)
-            return _reply_text(_call(model.create_chat_completion, messages=messages, **options))
-        if hasattr(model, "generate"):
-            extra = {"images": images} if images else {}
-            return _reply_text(
-                _call(model.generate, f"{SYSTEM_PROMPT}\n\n{prompt}", **extra, **options)
-            )
-        if hasattr(model, "generate_json"):
-            schema = {
-                "type": "object",
-                "properties": {"answer": {"type": "string"}},
-                "required": ["answer"],
-            }
-            extra = {"images": images} if images else {}
-            return _reply_text(
-                _call(model.generate_json, self._messages(prompt, []), schema, **extra, **options)
-            )
-        raise PipelineError(f"model {self.name} has no chat/generate API to answer with")
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": prompt},
+        ]
+        request = LLMRequest(
+            messages,
+            None,
+            images=tuple(images) if self.vision else (),
+            sampling=Sampling(temperature=0.0, max_tokens=self.max_tokens, seed=self.seed),
+            purpose="eval",
+        )
+        return self.model.ask(request).raw
 
 
 def load_answerer(settings: Any, role: str = "llm") -> ModelAnswerer:
     """The configured text LLM (role llm) or vision LLM (role vlm) as an Answerer."""
-    try:
-        from microvqa_tui.models import registry
-    except ImportError as exc:
-        raise ModelMissingError(f"the model registry is not available ({exc})") from None
-    getter = getattr(registry, "get_vlm" if role == "vlm" else "get_llm", None)
-    if getter is None:
-        raise ModelMissingError(f"models.registry has no get_{role}")
-    model = getter(settings)
+    from microvqa_tui.models import registry
+
     return ModelAnswerer(
-        model,
+        registry.get(role, settings),
         vision=role == "vlm",
         seed=int(getattr(getattr(settings, "models", None), "seed", 0) or 0),
     )

@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 
 from microvqa_tui.common.prompts import PromptTemplate
+from microvqa_tui.models.client import LLMClient, LLMRequest
 from microvqa_tui.pipeline.stage3.cot import LETTERS, letter
 from microvqa_tui.pipeline.stage3.generate import item_seed
-from microvqa_tui.pipeline.stage3.llm import MeteredLLM
 from microvqa_tui.pipeline.stage3.prompts import options_block
 
 
@@ -60,7 +60,7 @@ def picked_letter(data: object, n_choices: int) -> int | None:
 
 
 def pass_rate(
-    llm: MeteredLLM,
+    llm: LLMClient,
     template: PromptTemplate,
     *,
     question: str,
@@ -93,14 +93,17 @@ def pass_rate(
             }
         )
         reply = llm.ask(
-            messages,
-            schema,
-            purpose=purpose,
-            temperature=temperature,
-            seed=item_seed(seed, f"{purpose}:{key}", attempt),
-            max_tokens=max_tokens,
+            LLMRequest.of(
+                messages,
+                schema,
+                purpose=purpose,
+                temperature=temperature,
+                seed=item_seed(seed, f"{purpose}:{key}", attempt),
+                max_tokens=max_tokens,
+                retries=0,
+            )
         )
-        pick = picked_letter(reply.data, n) if reply.ok else None
+        pick = picked_letter(reply.value, n) if reply.ok else None
         result.attempts += 1
         if pick is None:
             result.unusable += 1

@@ -28,6 +28,8 @@ from microvqa_tui.common.funnel import FunnelRow, reason_code
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.sections import section
 from microvqa_tui.config.select import SelectSettings
+from microvqa_tui.models import registry
+from microvqa_tui.models.client import LLMClient, LLMRequest, NoModel
 from microvqa_tui.pipeline.select.answering import pass_rate
 from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS, bloom_schema, combine, parse_llm
 from microvqa_tui.pipeline.select.difficulty import PolicyOutcome, apply_policy, tier
@@ -42,7 +44,6 @@ from microvqa_tui.pipeline.stage3.cot import (
 )
 from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
 from microvqa_tui.pipeline.stage3.generate import item_seed
-from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.validate import assemble_cot, echoed_field
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
@@ -111,7 +112,7 @@ def managed_rows(store: Store, include_imported: bool = False) -> list[dict]:
 
 # ---------------------------------------------------------------------------- one item
 class Checker:
-    def __init__(self, llm: MeteredLLM, cfg: SelectSettings, templates: dict, version: str):
+    def __init__(self, llm: LLMClient, cfg: SelectSettings, templates: dict, version: str):
         self.llm, self.cfg, self.t, self.version = llm, cfg, templates, version
         self.cot_instructions = "\n".join(templates["cot"].sections.values())
         self.remover = ShortcutRemover(
@@ -194,26 +195,29 @@ class Checker:
     def regenerate_cot(self, row: dict, caption: str, problem: str) -> str | None:
         choices, correct = row["choices"], row["correct_index"]
         reply = self.llm.ask(
-            self.t["cot"].messages(
-                {
-                    "caption": caption[:1200],
-                    "question": row["question"],
-                    "options": prompts.options_block(choices),
-                    "answer": answer_line(correct, choices).removeprefix("Answer: "),
-                    "problem": problem,
-                }
-            ),
-            prompts.cot_schema(choices),
-            purpose="cot",
-            temperature=0.5,
-            seed=item_seed(self.cfg.seed, f"cot:{row['mcq_id']}", 1),
-            max_tokens=self.cfg.cot_max_tokens,
+            LLMRequest.of(
+                self.t["cot"].messages(
+                    {
+                        "caption": caption[:1200],
+                        "question": row["question"],
+                        "options": prompts.options_block(choices),
+                        "answer": answer_line(correct, choices).removeprefix("Answer: "),
+                        "problem": problem,
+                    }
+                ),
+                prompts.cot_schema(choices),
+                purpose="cot",
+                temperature=0.5,
+                seed=item_seed(self.cfg.seed, f"cot:{row['mcq_id']}", 1),
+                max_tokens=self.cfg.cot_max_tokens,
+                retries=0,
+            )
         )
-        if not reply.ok or not isinstance(reply.data, dict):
+        if not reply.ok or not isinstance(reply.value, dict):
             return None
-        if echoed_field(reply.data, self.cot_instructions):
+        if echoed_field(reply.value, self.cot_instructions):
             return None  # the model copied the prompt's instructions
-        cot = assemble_cot(reply.data)
+        cot = assemble_cot(reply.value)
         if not cot:
             return None
         named = final_answer_text(cot)
@@ -227,14 +231,17 @@ class Checker:
         llm_result, note = None, ""
         if cfg.bloom_use_llm and use_llm:
             reply = self.llm.ask(
-                self.t["bloom"].messages({"question": row["question"], "task_type": task}),
-                bloom_schema(),
-                purpose="bloom",
-                temperature=0.0,
-                seed=item_seed(cfg.seed, f"bloom:{row['mcq_id']}", 0),
-                max_tokens=24,
+                LLMRequest.of(
+                    self.t["bloom"].messages({"question": row["question"], "task_type": task}),
+                    bloom_schema(),
+                    purpose="bloom",
+                    temperature=0.0,
+                    seed=item_seed(cfg.seed, f"bloom:{row['mcq_id']}", 0),
+                    max_tokens=24,
+                    retries=0,
+                )
             )
-            llm_result = parse_llm(reply.data) if reply.ok else None
+            llm_result = parse_llm(reply.value) if reply.ok else None
             if llm_result is None:
                 note = f"classifier reply unusable: {reply.message or reply.raw[:120]}"
         return combine(
@@ -302,7 +309,7 @@ def run_select(
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
-    llm: JsonLLM | None = None,
+    llm: LLMClient | None = None,
 ) -> SelectReport:
     clock = time.perf_counter()
     cfg = section(settings, "select", SelectSettings)
@@ -314,8 +321,9 @@ def run_select(
     needs_model = (cfg.reasoning_checks and cfg.regenerate_cot) or cfg.shortcut_removal
     needs_model = needs_model or (cfg.bloom and cfg.bloom_use_llm) or cfg.difficulty
     if llm is None and needs_model and rows:
-        llm = resolve_llm(settings, "llm")
-    metered = MeteredLLM(llm if llm is not None else NoModel())
+        llm = registry.get_llm(settings)
+    metered = llm if llm is not None else NoModel()
+    meter_start = metered.meter.copy()
     version = select_version(cfg, metered.name, templates)
     report.model, report.version = metered.name, version
     todo = [r for r in rows if params_of(r).get(KEY, {}).get("version") != version]
@@ -360,12 +368,12 @@ def run_select(
             progress.start("Selection · policy", None)
             outcome = apply_and_write_policy(store, cfg, version, record.run_id)
         finally:
-            report.llm = metered.meter.as_dict()
+            report.llm = metered.meter.since(meter_start).as_dict()
         final = managed_rows(store, cfg.include_imported)
         fill_report(report, final, version, outcome, cfg)
         report.seconds = round(time.perf_counter() - clock, 3)
         if report.seconds > 0:
-            share = 1 - metered.meter.model_seconds / report.seconds
+            share = 1 - metered.meter.since(meter_start).model_seconds / report.seconds
             report.outside_model_share = round(max(0.0, share), 4)
         record.counts = {
             k: v for k, v in report.to_dict().items() if k not in ("run_id", "model", "version")

@@ -16,10 +16,10 @@ from typing import Any
 
 from microvqa_tui.common.prompts import PromptTemplate
 from microvqa_tui.config.select import SelectSettings
+from microvqa_tui.models.client import LLMClient, LLMRequest
 from microvqa_tui.pipeline.select.answering import PassRate, pass_rate
 from microvqa_tui.pipeline.stage3.cot import normalize, words
 from microvqa_tui.pipeline.stage3.generate import item_seed
-from microvqa_tui.pipeline.stage3.llm import MeteredLLM
 from microvqa_tui.pipeline.stage3.positions import place
 from microvqa_tui.pipeline.stage3.prompts import MAX_OPTION, MAX_QUESTION, options_block
 
@@ -107,7 +107,7 @@ def rewrite_problem(data: Any, answer: str, n_distractors: int) -> str:
 class ShortcutRemover:
     def __init__(
         self,
-        llm: MeteredLLM,
+        llm: LLMClient,
         cfg: SelectSettings,
         answer_template: PromptTemplate,
         rewrite_template: PromptTemplate,
@@ -183,44 +183,50 @@ class ShortcutRemover:
         n_distractors = len(current.choices) - 1
         rate = current.rate
         reply = self.llm.ask(
-            self.rewrite_t.messages(
-                {
-                    "question": current.question,
-                    "options": options_block(current.choices),
-                    "answer": answer,
-                    "rate": f"{rate.correct} of {rate.attempts}",
-                    "n_distractors": n_distractors,
-                }
-            ),
-            rewrite_schema(n_distractors),
-            purpose="rewrite",
-            temperature=0.7,
-            seed=item_seed(cfg.seed, f"rewrite:{key}", number),
-            max_tokens=cfg.rewrite_max_tokens,
+            LLMRequest.of(
+                self.rewrite_t.messages(
+                    {
+                        "question": current.question,
+                        "options": options_block(current.choices),
+                        "answer": answer,
+                        "rate": f"{rate.correct} of {rate.attempts}",
+                        "n_distractors": n_distractors,
+                    }
+                ),
+                rewrite_schema(n_distractors),
+                purpose="rewrite",
+                temperature=0.7,
+                seed=item_seed(cfg.seed, f"rewrite:{key}", number),
+                max_tokens=cfg.rewrite_max_tokens,
+                retries=0,
+            )
         )
         if not reply.ok:
             entry["rejected"] = f"unparsable rewrite: {reply.message}"[:300]
             return None
-        problem = rewrite_problem(reply.data, answer, n_distractors)
+        problem = rewrite_problem(reply.value, answer, n_distractors)
         if problem:
             entry["rejected"] = problem
             return None
-        question = reply.data["question"].strip()
-        distractors = [d.strip() for d in reply.data["distractors"]]
-        entry["reflection"] = str(reply.data.get("reflection", ""))[:500]
+        question = reply.value["question"].strip()
+        distractors = [d.strip() for d in reply.value["distractors"]]
+        entry["reflection"] = str(reply.value.get("reflection", ""))[:500]
         verdict = self.llm.ask(
-            self.check_t.messages(
-                {"original": current.question, "rewritten": question, "answer": answer}
-            ),
-            check_schema(),
-            purpose="rewrite_check",
-            temperature=0.0,
-            seed=item_seed(cfg.seed, f"check:{key}", number),
-            max_tokens=96,
+            LLMRequest.of(
+                self.check_t.messages(
+                    {"original": current.question, "rewritten": question, "answer": answer}
+                ),
+                check_schema(),
+                purpose="rewrite_check",
+                temperature=0.0,
+                seed=item_seed(cfg.seed, f"check:{key}", number),
+                max_tokens=96,
+                retries=0,
+            )
         )
-        same = verdict.ok and isinstance(verdict.data, dict) and verdict.data.get("same_answer")
+        same = verdict.ok and isinstance(verdict.value, dict) and verdict.value.get("same_answer")
         if same is not True:
-            reason = verdict.data.get("reason", "") if verdict.ok else verdict.message
+            reason = verdict.value.get("reason", "") if verdict.ok else verdict.message
             entry["rejected"] = f"meaning check failed: {str(reason)[:200]}"
             return None
         entry["question"] = question

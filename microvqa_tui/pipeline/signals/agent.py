@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microvqa_tui.common.prompts import PromptTemplate
-from microvqa_tui.pipeline.stage1.generate import generate
+from microvqa_tui.models.client import LLMClient, LLMRequest, Sampling
 
 _WORD = re.compile(r"\w+")
 _ARTICLES = {"a", "an", "the"}
@@ -66,7 +66,7 @@ class AgentResult:
 
 
 def ask_agent(
-    llm: Any,
+    llm: LLMClient,
     answer_template: PromptTemplate,
     verdict_template: PromptTemplate,
     *,
@@ -81,42 +81,38 @@ def ask_agent(
     """Two structured calls: the agent's own answer, then its supported yes/no verdict."""
     result = AgentResult()
     values = {"caption": caption, "question": question, "answer": answer}
+    messages = answer_template.messages(values)
     if image is not None:
-        messages = answer_template.messages(values)
         messages[-1] = {"role": "user", "content": answer_template.render("user image", values)}
-        options: dict[str, Any] = {"images": [image]}
-    else:
-        messages = answer_template.messages(values)
-        options = {}
-    gen = generate(
-        llm,
-        messages,
-        answer_schema(max_answer_chars),
-        max_tokens=max_tokens,
-        temperature=0.0,
-        seed=seed,
-        **options,
+    gen = llm.ask(
+        LLMRequest(
+            messages,
+            answer_schema(max_answer_chars),
+            images=(image,) if image is not None else (),
+            sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=seed),
+            purpose="agent_answer",
+        )
     )
-    result.tokens += gen.tokens
+    result.tokens += gen.completion_tokens
     result.seconds += gen.seconds
     if gen.error:
         result.answer_error = gen.message or gen.error
-    elif isinstance(gen.output, dict) and isinstance(gen.output.get("answer"), str):
-        result.answer = " ".join(gen.output["answer"].split())
+    elif isinstance(gen.value, dict) and isinstance(gen.value.get("answer"), str):
+        result.answer = " ".join(gen.value["answer"].split())
     else:
         result.answer_error = f"schema_invalid: {gen.raw[:200]}"
 
-    gen = generate(
-        llm,
-        verdict_template.messages(values),
-        VERDICT_SCHEMA,
-        max_tokens=16,
-        temperature=0.0,
-        seed=seed,
+    gen = llm.ask(
+        LLMRequest(
+            verdict_template.messages(values),
+            VERDICT_SCHEMA,
+            sampling=Sampling(temperature=0.0, max_tokens=16, seed=seed),
+            purpose="agent_verdict",
+        )
     )
-    result.tokens += gen.tokens
+    result.tokens += gen.completion_tokens
     result.seconds += gen.seconds
-    verdict = gen.output.get("supported") if isinstance(gen.output, dict) else None
+    verdict = gen.value.get("supported") if isinstance(gen.value, dict) else None
     if gen.error:
         result.verdict_error = gen.message or gen.error
     elif verdict in ("yes", "no"):

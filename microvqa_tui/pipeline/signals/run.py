@@ -34,6 +34,7 @@ from microvqa_tui.common.prompts import load_template
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.signals import SignalSettings, signal_settings
 from microvqa_tui.config.stage1 import stage1_settings
+from microvqa_tui.models.client import run_concurrently
 from microvqa_tui.pipeline.embed import SPACES, vectors_for
 from microvqa_tui.pipeline.signals.agent import ask_agent, token_f1
 from microvqa_tui.pipeline.signals.statement import to_statement
@@ -453,6 +454,34 @@ def _clip(
     return list(pair_rows.values())
 
 
+def _agent_inputs(
+    store: Store, m: _Models, qas: list[dict[str, Any]], caption_of: Any, put: Any
+) -> list[tuple[dict[str, Any], str, Any]]:
+    """(QA, caption, image) the agent can be asked about; the others get their reason."""
+    images: dict[str, Any] = {}
+    if m.agent_image:
+        for r in store.get_many(
+            "figures",
+            sorted({q["figure_id"] for q in qas}),
+            ["figure_id", "image_bytes", "image_path"],
+        ):
+            images[r["figure_id"]] = r["image_bytes"] or r["image_path"] or None
+    asked: list[tuple[dict[str, Any], str, Any]] = []
+    for q in qas:
+        caption = caption_of(q) or ""
+        if not m.agent_image and not caption:
+            put(q, "agent_agreement", None, "the QA has no caption to answer from", ok=False)
+            put(q, "agent_supported", None, "the QA has no caption to judge against", ok=False)
+            continue
+        image = images.get(q["figure_id"]) if m.agent_image else None
+        if m.agent_image and image is None:
+            put(q, "agent_agreement", None, "the figure has no image bytes or path", ok=False)
+            put(q, "agent_supported", None, "the figure has no image bytes or path", ok=False)
+            continue
+        asked.append((q, caption, image))
+    return asked
+
+
 def _agent(
     store: Store,
     llm: Any,
@@ -466,27 +495,12 @@ def _agent(
     stats: dict[str, Any],
 ) -> None:
     answer_t, verdict_t = templates
-    images: dict[str, Any] = {}
-    if m.agent_image:
-        for r in store.get_many(
-            "figures",
-            sorted({q["figure_id"] for q in qas}),
-            ["figure_id", "image_bytes", "image_path"],
-        ):
-            images[r["figure_id"]] = r["image_bytes"] or r["image_path"] or None
     answers: list[tuple[dict[str, Any], str]] = []
-    for q in qas:
-        caption = caption_of(q) or ""
-        if not m.agent_image and not caption:
-            put(q, "agent_agreement", None, "the QA has no caption to answer from", ok=False)
-            put(q, "agent_supported", None, "the QA has no caption to judge against", ok=False)
-            continue
-        image = images.get(q["figure_id"]) if m.agent_image else None
-        if m.agent_image and image is None:
-            put(q, "agent_agreement", None, "the figure has no image bytes or path", ok=False)
-            put(q, "agent_supported", None, "the figure has no image bytes or path", ok=False)
-            continue
-        result = ask_agent(
+    asked = _agent_inputs(store, m, qas, caption_of, put)
+
+    def ask(item: tuple[dict[str, Any], str, Any]) -> Any:
+        q, caption, image = item
+        return ask_agent(
             llm,
             answer_t,
             verdict_t,
@@ -498,6 +512,11 @@ def _agent(
             max_answer_chars=cfg.agent_max_answer_chars,
             seed=(seed_base + zlib.crc32(q["qa_id"].encode())) % (2**31 - 1),
         )
+
+    # the QAs are asked concurrently (a server's in-flight limit); results are used in order
+    done = dict(run_concurrently(ask, asked, llm.in_flight))
+    for index, (q, _, _) in enumerate(asked):
+        result = done[index]
         stats["tokens"] += result.tokens
         stats["seconds"] += result.seconds
         if result.answer is None:

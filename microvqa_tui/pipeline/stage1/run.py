@@ -2,7 +2,10 @@
 
 One call per (caption, task type, k < qas_per_task), each with a JSON schema whose
 `task_type` is an enum of that one type (more reliable for a small model than one call for
-three). The output passes the checks of `checks.py` or goes to `quarantine` with its reason.
+three). The output passes the checks of `checks.py` or goes to `quarantine` with its reason;
+so does a call the model fails (its error is the reason), and the run goes on. A batch's
+calls go to the LLM client together (`in_flight` at once: one in-process, more for a
+server) and are checked in order, so the result does not depend on which finished first.
 
 Resumable: an attempt is identified by (caption, task type, prompt_version); a caption's
 attempts already answered by a QA or a quarantine row of the current prompt_version are not
@@ -22,8 +25,8 @@ from typing import Any
 from microvqa_tui.common.prompts import PromptTemplate, load_template, task_parts
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.stage1 import Stage1Settings, stage1_settings
+from microvqa_tui.models.client import UNPARSABLE, JsonResult, LLMClient, LLMRequest, Sampling
 from microvqa_tui.pipeline.stage1 import checks
-from microvqa_tui.pipeline.stage1.generate import JsonLLM, generate, model_id
 from microvqa_tui.pipeline.step import batched, to_jsonable
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
@@ -168,7 +171,7 @@ def _figure_questions(store: Store, figure_ids: list[str]) -> dict[str, list[str
 
 
 # ----------------------------------------------------------------------------- the step
-def load_llm(settings: Any) -> JsonLLM:
+def load_llm(settings: Any) -> LLMClient:
     from microvqa_tui.models.registry import get_llm
 
     return get_llm(settings)
@@ -180,7 +183,7 @@ def run_stage1(
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
-    llm: JsonLLM | None = None,
+    llm: LLMClient | None = None,
 ) -> Stage1Report:
     """Generate QAs for every caption lacking them for the current prompt_version."""
     progress = progress or NullProgress()
@@ -190,7 +193,7 @@ def run_stage1(
     for task_type in cfg.task_types:
         task_parts(template, task_type)  # fail early on a template missing a task section
     llm = llm if llm is not None else load_llm(settings)
-    model = model_id(llm, getattr(getattr(settings, "models", None), "llm", ""))
+    model = llm.model_id
     prompt_version = template.version(model)
     limits = checks.CheckLimits(
         min_evidence_chars=cfg.min_evidence_chars,
@@ -241,46 +244,29 @@ def run_stage1(
             seen = _figure_questions(store, [a[0].caption.figure_id for a in batch])
             qa_rows: list[dict[str, Any]] = []
             quarantine_rows: list[dict[str, Any]] = []
-            for attempts in batch:
-                for attempt in attempts:
-                    outcome = _attempt(
-                        llm, template, attempt, cfg, limits, seen, prompt_version, seed_base
+            flat = [attempt for attempts in batch for attempt in attempts]
+            requests = [_request(template, a, cfg, seed_base) for a in flat]
+            results = llm.ask_all(requests, cancel=cancel)
+            for attempt, gen in zip(flat, results, strict=True):
+                outcome = _check(gen, template, attempt, cfg, limits, seen)
+                report.calls += 1
+                calls_by_task[attempt.task_type] += 1
+                report.tokens += gen.completion_tokens
+                gen_seconds += gen.seconds
+                now = utcnow()
+                if outcome.failure is not None:
+                    failures[outcome.failure.reason] += 1
+                    quarantine_rows.append(
+                        _quarantine_row(attempt, outcome, prompt_version, model, run.run_id, now)
                     )
-                    gen = outcome.generation
-                    report.calls += 1
-                    calls_by_task[attempt.task_type] += 1
-                    report.tokens += gen.tokens
-                    gen_seconds += gen.seconds
-                    now = utcnow()
-                    if outcome.failure is not None:
-                        failures[outcome.failure.reason] += 1
-                        quarantine_rows.append(
-                            _quarantine_row(
-                                attempt, outcome, prompt_version, model, run.run_id, now
-                            )
-                        )
-                        continue
-                    fields = outcome.fields
-                    seen[attempt.caption.figure_id].append(checks.question_key(fields["question"]))
-                    by_task[attempt.task_type] += 1
-                    qa_rows.append(
-                        {
-                            "qa_id": text_id(
-                                attempt.caption.figure_id, fields["question"], fields["answer"]
-                            ),
-                            "figure_id": attempt.caption.figure_id,
-                            "caption_id": attempt.caption.caption_id,
-                            "question": fields["question"],
-                            "answer": fields["answer"],
-                            "task_type": attempt.task_type,
-                            "evidence": fields["evidence"],
-                            "origin": ORIGIN,
-                            "model": model,
-                            "prompt_version": prompt_version,
-                            "created_at": now,
-                            "run_id": run.run_id,
-                        }
-                    )
+                    continue
+                seen[attempt.caption.figure_id].append(
+                    checks.question_key(outcome.fields["question"])
+                )
+                by_task[attempt.task_type] += 1
+                qa_rows.append(
+                    _qa_row(attempt, outcome.fields, model, prompt_version, run.run_id, now)
+                )
             if quarantine_rows:
                 report.quarantined += store.insert_new("quarantine", quarantine_rows)
             if qa_rows:
@@ -317,38 +303,43 @@ def run_stage1(
 
 @dataclass
 class _Outcome:
-    generation: Any
+    generation: JsonResult
     fields: dict[str, str]
     failure: checks.Check | None
     all_failures: list[checks.Check]
 
 
-def _attempt(
-    llm: JsonLLM,
+def _request(
+    template: PromptTemplate,
+    attempt: _Attempt,
+    cfg: Stage1Settings,
+    seed_base: int,
+) -> LLMRequest:
+    messages, sentences = build_messages(template, attempt.caption.text, attempt.task_type, cfg)
+    schema = qa_schema(attempt.task_type, cfg, sentences if cfg.evidence == "sentence" else None)
+    seed = call_seed(seed_base, attempt.caption.caption_id, attempt.task_type, attempt.k)
+    sampling = Sampling(
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        seed=seed,
+        repeat_penalty=cfg.repeat_penalty,
+    )
+    return LLMRequest(messages, schema, sampling=sampling, purpose="qa")
+
+
+def _check(
+    gen: JsonResult,
     template: PromptTemplate,
     attempt: _Attempt,
     cfg: Stage1Settings,
     limits: checks.CheckLimits,
     seen: dict[str, list[str]],
-    prompt_version: str,
-    seed_base: int,
 ) -> _Outcome:
-    messages, sentences = build_messages(template, attempt.caption.text, attempt.task_type, cfg)
-    schema = qa_schema(attempt.task_type, cfg, sentences if cfg.evidence == "sentence" else None)
-    gen = generate(
-        llm,
-        messages,
-        schema,
-        max_tokens=cfg.max_tokens,
-        temperature=cfg.temperature,
-        repeat_penalty=cfg.repeat_penalty,
-        seed=call_seed(seed_base, attempt.caption.caption_id, attempt.task_type, attempt.k),
-    )
     if gen.error:
-        reason = checks.UNPARSABLE if gen.error == "unparsable" else checks.GENERATION_FAILED
+        reason = checks.UNPARSABLE if gen.error == UNPARSABLE else checks.GENERATION_FAILED
         failure = checks.Check(False, reason, gen.message)
         return _Outcome(gen, {}, failure, [failure])
-    ok, fields = checks.check_schema(gen.output, attempt.task_type)
+    ok, fields = checks.check_schema(gen.value, attempt.task_type)
     if not ok.keep:
         return _Outcome(gen, fields, ok, [ok])
     # a rambling answer cut by maxLength keeps its complete sentences (if it has one)
@@ -365,6 +356,25 @@ def _attempt(
     return _Outcome(gen, fields, failed[0] if failed else None, failed)
 
 
+def _qa_row(
+    attempt: _Attempt, fields: dict[str, str], model: str, prompt_version: str, run_id: str, now
+) -> dict[str, Any]:
+    return {
+        "qa_id": text_id(attempt.caption.figure_id, fields["question"], fields["answer"]),
+        "figure_id": attempt.caption.figure_id,
+        "caption_id": attempt.caption.caption_id,
+        "question": fields["question"],
+        "answer": fields["answer"],
+        "task_type": attempt.task_type,
+        "evidence": fields["evidence"],
+        "origin": ORIGIN,
+        "model": model,
+        "prompt_version": prompt_version,
+        "created_at": now,
+        "run_id": run_id,
+    }
+
+
 def _quarantine_row(
     attempt: _Attempt, outcome: _Outcome, prompt_version: str, model: str, run_id: str, now
 ) -> dict[str, Any]:
@@ -373,8 +383,8 @@ def _quarantine_row(
     assert failure is not None
     detail = "; ".join(f"{c.reason}: {c.detail}" for c in outcome.all_failures)
     payload = outcome.generation.raw
-    if not payload and outcome.generation.output is not None:
-        payload = json.dumps(outcome.generation.output, ensure_ascii=False, default=str)
+    if not payload and outcome.generation.value is not None:
+        payload = json.dumps(outcome.generation.value, ensure_ascii=False, default=str)
     return {
         "quarantine_id": text_id(STAGE, source, attempt.caption.caption_id, failure.reason),
         "stage": STAGE,

@@ -17,6 +17,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from microvqa_tui.common.captions import caption_texts
@@ -24,6 +25,8 @@ from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.config.sections import section
+from microvqa_tui.models import registry
+from microvqa_tui.models.client import LLMClient, LLMRequest, Meter, NoModel, run_concurrently
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -31,7 +34,6 @@ from microvqa_tui.pipeline.stage3.cot import (
     match_option,
     with_final_answer,
 )
-from microvqa_tui.pipeline.stage3.llm import JsonLLM, MeteredLLM, NoModel, resolve_llm
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
@@ -121,7 +123,7 @@ class Outcome:
 class MCQGenerator:
     """Writes one MCQ for one QA with at most `max_attempts` model calls."""
 
-    def __init__(self, llm: MeteredLLM, cfg: MCQSettings, template: prompts.PromptTemplate):
+    def __init__(self, llm: LLMClient, cfg: MCQSettings, template: prompts.PromptTemplate):
         self.llm, self.cfg, self.template = llm, cfg, template
         self.instructions = "\n".join(template.sections.values())
 
@@ -149,14 +151,17 @@ class MCQGenerator:
             temperature = cfg.temperature + cfg.retry_temperature_step * (attempt - 1)
             seed = item_seed(cfg.seed, qa["qa_id"], attempt)
             reply = self.llm.ask(
-                messages,
-                schema,
-                purpose="mcq",
-                temperature=temperature,
-                seed=seed,
-                max_tokens=cfg.max_tokens,
-                images=[image] if image else None,
-                repeat_penalty=cfg.repeat_penalty,
+                LLMRequest.of(
+                    messages,
+                    schema,
+                    purpose="mcq",
+                    temperature=temperature,
+                    seed=seed,
+                    max_tokens=cfg.max_tokens,
+                    images=[image] if image else None,
+                    repeat_penalty=cfg.repeat_penalty,
+                    retries=0,
+                )
             )
             if not reply.ok:
                 result: Draft | Failure = Failure(
@@ -165,7 +170,7 @@ class MCQGenerator:
                 )
             else:
                 result = check_generation(
-                    reply.data,
+                    reply.value,
                     n_choices=cfg.n_choices,
                     qa_answer=qa["answer"],
                     qa_task=qa["task_type"],
@@ -227,7 +232,7 @@ def run_mcq(
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
-    llm: JsonLLM | None = None,
+    llm: LLMClient | None = None,
 ) -> MCQReport:
     """Generate MCQs for the kept QAs that have none yet for the current prompt and model."""
     clock = time.perf_counter()
@@ -240,8 +245,8 @@ def run_mcq(
     if note:
         progress.log(note)
     if llm is None:  # nothing to do needs no model (and no model download hint)
-        llm = resolve_llm(settings, cfg.model_role) if qas else NoModel()
-    metered = MeteredLLM(llm)
+        llm = registry.get(cfg.model_role, settings) if qas else NoModel()
+    metered, meter_start = llm, llm.meter.copy()
     version = mcq_version(template, metered.name, cfg)
     report.model, report.prompt_version = metered.name, version
 
@@ -293,11 +298,20 @@ def run_mcq(
                 superseded: list[str] = []
                 images = figure_images(store, batch) if cfg.model_role == "vlm" else {}
                 try:
-                    for qa in batch:
-                        cancel.check()
-                        outcome = generator.generate(
-                            qa, captions.get(qa["qa_id"], ""), images.get(qa["figure_id"])
+                    # the batch's QAs go to the model concurrently (a server's in-flight
+                    # limit); outcomes are used in order, so positions do not depend on timing
+                    outcomes = dict(
+                        run_concurrently(
+                            partial(generate_one, generator, captions, images),
+                            batch,
+                            metered.in_flight,
+                            cancel=cancel,
                         )
+                    )
+                    for index, qa in enumerate(batch):
+                        if index not in outcomes:
+                            cancel.check()  # cancelled: what was generated is written below
+                        outcome = outcomes[index]
                         report.processed += 1
                         report.attempts += outcome.attempts
                         attempt_row.entered += outcome.attempts
@@ -330,8 +344,9 @@ def run_mcq(
             report.reasons = dict(final_reasons)
             report.attempt_reasons = dict(attempt_row.reasons)
             report.positions = {letter(i): n for i, n in enumerate(balancer.counts)}
-            report.llm = metered.meter.as_dict()
-            finish_report(report, metered, clock)
+            meter = metered.meter.since(meter_start)
+            report.llm = meter.as_dict()
+            finish_report(report, meter, clock)
             funnel = [generation_row(store, qas, version, report), attempt_row]
             report.funnel = [row.as_dict() for row in funnel]
             record.counts = {
@@ -343,14 +358,20 @@ def run_mcq(
     return report
 
 
-def finish_report(report: MCQReport, metered: MeteredLLM, clock: float) -> None:
+def generate_one(
+    generator: MCQGenerator, captions: dict[str, str], images: dict[str, Any], qa: dict
+) -> Outcome:
+    return generator.generate(qa, captions.get(qa["qa_id"], ""), images.get(qa["figure_id"]))
+
+
+def finish_report(report: MCQReport, meter: Meter, clock: float) -> None:
     report.seconds = round(time.perf_counter() - clock, 3)
-    model_s = metered.meter.model_seconds
+    model_s = meter.model_seconds
     if report.seconds > 0:
         report.outside_model_share = round(max(0.0, 1 - model_s / report.seconds), 4)
         report.mcqs_per_minute = round(report.generated * 60 / report.seconds, 3)
     if model_s > 0:
-        report.tokens_per_second = round(metered.meter.completion_tokens / model_s, 2)
+        report.tokens_per_second = round(meter.completion_tokens / model_s, 2)
 
 
 def failed_qas(store: Store, version: str) -> set[str]:
