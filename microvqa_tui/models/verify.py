@@ -84,7 +84,9 @@ def _check_llm(settings: Any, *, vision: bool = False) -> str:
             _PROBE_SCHEMA,
             images=(probe_image(),) if vision else (),
             sampling=Sampling(max_tokens=96),
-            timeout_s=min(120.0, float(getattr(registry._models(settings), "llm_timeout_s", 120))),
+            timeout_s=min(
+                120.0, float(getattr(registry.models_section(settings), "llm_timeout_s", 120))
+            ),
         )
     )
     if result.error or not isinstance(result.value, dict) or "answer" not in result.value:
