@@ -69,6 +69,27 @@ def _softmax3(e, n, c):
     return p / p.sum(1, keepdims=True)
 
 
+@dataclass
+class PlantConfig:
+    """The knobs of `planted` (see its docstring and the module's)."""
+
+    n_figures: int = 300
+    qas_per_caption: tuple[int, int] = (2, 6)
+    n_topics: int = 12
+    latent_dim: int = 16
+    text_dim: int = 48
+    clip_dim: int = 48
+    second_caption_rate: float = 0.15
+    corrupt_fraction: float = 0.2
+    contradicted_share: float = 0.5
+    clustered: float = 0.0
+    missing: dict[str, float] | None = None
+    qa_clip: bool = True
+    caption_clip: bool = True
+    relational: dict[str, float] | None = None
+    seed: int = 0
+
+
 def planted(
     n_figures: int = 300,
     qas_per_caption: tuple[int, int] = (2, 6),
@@ -89,149 +110,197 @@ def planted(
 ) -> PlantedData:
     """`relational`: share of the QAs given each relational corruption (see `relational`),
     on top of `corrupt_fraction`; drawn from a second generator, so the rest is unchanged."""
-    rng = np.random.default_rng(seed)
-    rng_rel = np.random.default_rng([seed, 7])
-    relational = relational or {}
-    missing = {**DEFAULT_MISSING, **(missing or {})}
-    f32 = np.float32
+    cfg = PlantConfig(
+        n_figures, qas_per_caption, n_topics, latent_dim, text_dim, clip_dim,
+        second_caption_rate, corrupt_fraction, contradicted_share, clustered, missing,
+        qa_clip, caption_clip, relational, seed,
+    )  # fmt: skip
+    return plant_data(cfg)
 
-    def normal(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape, dtype=f32)
 
-    centres = 2.0 * normal(n_topics, latent_dim)
-    topic = rng.integers(n_topics, size=n_figures)
-    z_fig = centres[topic] + normal(n_figures, latent_dim)
-    qas_per_figure = (1 + second_caption_rate) * (qas_per_caption[0] + qas_per_caption[1]) / 2
-    pairs = near_duplicate_pairs(
-        z_fig, rng_rel, relational.get("near_duplicate", 0.0) * qas_per_figure
-    )
-    p_clip = normal(latent_dim, clip_dim) / np.sqrt(latent_dim)
-    p_text = normal(latent_dim, text_dim) / np.sqrt(latent_dim)
-    image_clip = z_fig @ p_clip + 0.5 * normal(n_figures, clip_dim)
+def plant_data(cfg: PlantConfig) -> PlantedData:
+    """The planted data set of `cfg`. Every step draws from the same generator in a fixed
+    order (figures, captions, QAs, corruption, signals, availability), so a seed gives the
+    same data; relational corruption draws from a second one."""
+    rng = np.random.default_rng(cfg.seed)
+    rng_rel = np.random.default_rng([cfg.seed, 7])
+    s = _figures(cfg, rng, rng_rel)
+    _captions(cfg, rng, s)
+    _qas(cfg, rng, s)
+    _corrupt(cfg, rng, s)
+    _signals(rng, s)
+    ok = _availability(cfg, rng, len(s["kind"]))
+    extra: dict = {}
+    if cfg.relational:
+        plant(s, rng_rel, cfg.relational)
+        if "siblings" in s:
+            extra["siblings"] = s["siblings"]
+    return PlantedData(_inputs(cfg, s, ok), s["kind"], s["quality"], extra)
 
-    # Captions: one per figure, some figures a second one.
-    extra_caps = np.flatnonzero(rng.random(n_figures) < second_caption_rate)
+
+def _normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def _figures(cfg: PlantConfig, rng: np.random.Generator, rng_rel: np.random.Generator) -> dict:
+    """Figures: topic centres, latent vectors, CLIP image embeddings, projections."""
+    centres = 2.0 * _normal(rng, cfg.n_topics, cfg.latent_dim)
+    topic = rng.integers(cfg.n_topics, size=cfg.n_figures)
+    z_fig = centres[topic] + _normal(rng, cfg.n_figures, cfg.latent_dim)
+    lo, hi = cfg.qas_per_caption
+    qas_per_figure = (1 + cfg.second_caption_rate) * (lo + hi) / 2
+    share = (cfg.relational or {}).get("near_duplicate", 0.0)
+    pairs = near_duplicate_pairs(z_fig, rng_rel, share * qas_per_figure)
+    p_clip = _normal(rng, cfg.latent_dim, cfg.clip_dim) / np.sqrt(cfg.latent_dim)
+    p_text = _normal(rng, cfg.latent_dim, cfg.text_dim) / np.sqrt(cfg.latent_dim)
+    image_clip = z_fig @ p_clip + 0.5 * _normal(rng, cfg.n_figures, cfg.clip_dim)
+    return {
+        "topic": topic, "z_fig": z_fig, "pairs": pairs, "p_clip": p_clip, "p_text": p_text,
+        "image_clip": image_clip,
+    }  # fmt: skip
+
+
+def _captions(cfg: PlantConfig, rng: np.random.Generator, s: dict) -> None:
+    """Captions: one per figure, some figures a second one; each with a quality."""
+    n_figures = cfg.n_figures
+    extra_caps = np.flatnonzero(rng.random(n_figures) < cfg.second_caption_rate)
     caption_figure = np.concatenate([np.arange(n_figures), extra_caps])
     n_caps = len(caption_figure)
-    z_cap = z_fig[caption_figure] + 0.3 * normal(n_caps, latent_dim)
-    caption_text = z_cap @ p_text + 0.5 * normal(n_caps, text_dim)
-    quality = rng.beta(6.0, 2.0, size=n_caps).astype(f32)
+    z_cap = s["z_fig"][caption_figure] + 0.3 * _normal(rng, n_caps, cfg.latent_dim)
+    s["caption_text"] = z_cap @ s["p_text"] + 0.5 * _normal(rng, n_caps, cfg.text_dim)
+    quality = rng.beta(6.0, 2.0, size=n_caps).astype(np.float32)
     # A poor caption matches its image less well (CLIP image-caption similarity drops).
-    caption_clip_emb = z_cap @ p_clip + (0.5 + 1.5 * (1 - quality))[:, None] * normal(
-        n_caps, clip_dim
-    )
+    noise = (0.5 + 1.5 * (1 - quality))[:, None] * _normal(rng, n_caps, cfg.clip_dim)
+    s["caption_clip"] = z_cap @ s["p_clip"] + noise
+    s.update(caption_figure=caption_figure, z_cap=z_cap, quality=quality)
 
-    # QAs written from each caption.
-    lo, hi = qas_per_caption
+
+def _qas(cfg: PlantConfig, rng: np.random.Generator, s: dict) -> None:
+    """QAs written from each caption, each adding its own aspect."""
+    lo, hi = cfg.qas_per_caption
+    n_caps = len(s["caption_figure"])
     per_cap = rng.integers(lo, hi + 1, size=n_caps)
     qa_caption = np.repeat(np.arange(n_caps), per_cap)
     n = len(qa_caption)
-    qa_figure = caption_figure[qa_caption].copy()
-    z_qa = z_cap[qa_caption] + 0.7 * normal(n, latent_dim)
-    qa_text = z_qa @ p_text + 0.5 * normal(n, text_dim)
-    qa_clip_emb = z_qa @ p_clip + 1.0 * normal(n, clip_dim)
+    z_qa = s["z_cap"][qa_caption] + 0.7 * _normal(rng, n, cfg.latent_dim)
+    s["qa_text"] = z_qa @ s["p_text"] + 0.5 * _normal(rng, n, cfg.text_dim)
+    s["qa_clip"] = z_qa @ s["p_clip"] + 1.0 * _normal(rng, n, cfg.clip_dim)
+    s.update(qa_caption=qa_caption, qa_figure=s["caption_figure"][qa_caption].copy())
 
-    # Corruption.
+
+def _corrupt(cfg: PlantConfig, rng: np.random.Generator, s: dict) -> None:
+    """Mark `corrupt_fraction` of the QAs wrong-figure or contradicted, and move the
+    wrong-figure ones to another figure's first caption."""
+    qa_caption, qa_figure = s["qa_caption"], s["qa_figure"]
+    n = len(qa_caption)
     kind = np.full(n, CLEAN, np.int8)
-    n_bad = int(np.floor(corrupt_fraction * n + 0.5))
-    if clustered > 0:  # corruption concentrates on the QAs of poor captions
-        poor = (1.0 - quality[qa_caption].astype(np.float64)) ** 3
-        p = (1 - clustered) / n + clustered * poor / poor.sum()
+    n_bad = int(np.floor(cfg.corrupt_fraction * n + 0.5))
+    if cfg.clustered > 0:  # corruption concentrates on the QAs of poor captions
+        poor = (1.0 - s["quality"][qa_caption].astype(np.float64)) ** 3
+        p = (1 - cfg.clustered) / n + cfg.clustered * poor / poor.sum()
         bad = rng.choice(n, size=n_bad, replace=False, p=p / p.sum())
     else:
         bad = rng.choice(n, size=n_bad, replace=False)
-    n_contra = int(np.floor(contradicted_share * n_bad + 0.5))
+    n_contra = int(np.floor(cfg.contradicted_share * n_bad + 0.5))
     kind[bad[:n_contra]] = CONTRADICTED
     kind[bad[n_contra:]] = WRONG_FIGURE
     wrong = np.flatnonzero(kind == WRONG_FIGURE)
-    if len(wrong) and n_figures > 1:
-        r = rng.integers(n_figures - 1, size=len(wrong))
+    if len(wrong) and cfg.n_figures > 1:
+        r = rng.integers(cfg.n_figures - 1, size=len(wrong))
         new_fig = r + (r >= qa_figure[wrong])
         qa_figure[wrong] = new_fig
         # The first caption of a figure is the figure's own index (see caption_figure).
         qa_caption[wrong] = new_fig
     contra = kind == CONTRADICTED
-    qa_text[contra] += 0.2 * normal(int(contra.sum()), text_dim)
+    s["qa_text"][contra] += 0.2 * _normal(rng, int(contra.sum()), cfg.text_dim)
+    s["kind"] = kind
 
-    q = quality[qa_caption]
+
+def _signals(rng: np.random.Generator, s: dict) -> None:
+    """Similarities, the NLI triple and agent votes, from the story plus noise."""
+    qa_caption, qa_figure, kind = s["qa_caption"], s["qa_figure"], s["kind"]
+    n = len(kind)
+    s["text_sim"] = _unit_rows_cos(s["caption_text"][qa_caption], s["qa_text"]) + 0.03 * _normal(
+        rng, n
+    )
+    s["clip_qa"] = _unit_rows_cos(s["image_clip"][qa_figure], s["qa_clip"]) + 0.05 * _normal(rng, n)
+    pair = _unit_rows_cos(s["image_clip"][s["caption_figure"]], s["caption_clip"])
+    s["clip_cap_pair"] = pair
+    s["clip_cap"] = pair[qa_caption] + 0.02 * _normal(rng, n)
+    q = s["quality"][qa_caption]
+    s["nli"] = _nli(rng, kind, q)
     clean = kind == CLEAN
-    wrong_m = kind == WRONG_FIGURE
+    s["agree"] = (rng.random(n) < np.where(clean, 0.55 + 0.4 * q, 0.35)).astype(np.float32)
+    s["support"] = (rng.random(n) < np.where(clean, 0.8, 0.35)).astype(np.float32)
 
-    text_sim = _unit_rows_cos(caption_text[qa_caption], qa_text) + 0.03 * normal(n)
-    clip_qa = _unit_rows_cos(image_clip[qa_figure], qa_clip_emb) + 0.05 * normal(n)
-    clip_cap_pair = _unit_rows_cos(image_clip[caption_figure], caption_clip_emb)
-    clip_cap = clip_cap_pair[qa_caption] + 0.02 * normal(n)
 
-    e = np.where(clean, 2.0 + 2.5 * (q - 0.75), 0.0) + 1.2 * normal(n)
-    nn_ = np.where(clean, 0.3, 0.0) + normal(n)
-    c = np.where(clean, -1.5, 0.0) + normal(n)
-    e = np.where(wrong_m, -0.8 + 1.2 * normal(n), e)
-    nn_ = np.where(wrong_m, 1.5 + normal(n), nn_)
-    c = np.where(wrong_m, -1.0 + normal(n), c)
+def _nli(rng: np.random.Generator, kind: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Entail / neutral / contradict probabilities: a softmax of noisy logits by kind."""
+    n = len(kind)
+    clean, wrong_m, contra = kind == CLEAN, kind == WRONG_FIGURE, kind == CONTRADICTED
+    e = np.where(clean, 2.0 + 2.5 * (q - 0.75), 0.0) + 1.2 * _normal(rng, n)
+    nn_ = np.where(clean, 0.3, 0.0) + _normal(rng, n)
+    c = np.where(clean, -1.5, 0.0) + _normal(rng, n)
+    e = np.where(wrong_m, -0.8 + 1.2 * _normal(rng, n), e)
+    nn_ = np.where(wrong_m, 1.5 + _normal(rng, n), nn_)
+    c = np.where(wrong_m, -1.0 + _normal(rng, n), c)
     detected = contra & (rng.random(n) < 0.6)
     missed = contra & ~detected
-    e = np.where(detected, -0.5 + normal(n), np.where(missed, 1.2 + 1.2 * normal(n), e))
-    nn_ = np.where(contra, 0.2 + normal(n), nn_)
-    c = np.where(detected, 2.0 + normal(n), np.where(missed, -0.5 + normal(n), c))
-    nli = _softmax3(e, nn_, c).astype(f32)
+    e = np.where(detected, -0.5 + _normal(rng, n), np.where(missed, 1.2 + 1.2 * _normal(rng, n), e))
+    nn_ = np.where(contra, 0.2 + _normal(rng, n), nn_)
+    c = np.where(detected, 2.0 + _normal(rng, n), np.where(missed, -0.5 + _normal(rng, n), c))
+    return _softmax3(e, nn_, c).astype(np.float32)
 
-    p_agree = np.where(clean, 0.55 + 0.4 * q, 0.35)
-    agree = (rng.random(n) < p_agree).astype(f32)
-    p_support = np.where(clean, 0.8, 0.35)
-    support = (rng.random(n) < p_support).astype(f32)
+
+def _availability(cfg: PlantConfig, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Which QAs have each signal (the rest are missing, as in real runs)."""
+    missing = {**DEFAULT_MISSING, **(cfg.missing or {})}
 
     def avail(key: str) -> np.ndarray:
         return rng.random(n) >= missing.get(key, 0.0)
 
-    nli_ok = avail("nli")
-    clip_qa_ok = avail("clip_image_qa") if qa_clip else np.zeros(n, bool)
-    text_qa_ok = avail("text_qa")
-    extra: dict = {}
-    if relational:
-        state = {
-            "kind": kind, "qa_figure": qa_figure, "qa_caption": qa_caption,
-            "caption_figure": caption_figure, "quality": quality, "z_fig": z_fig,
-            "p_text": p_text, "p_clip": p_clip, "image_clip": image_clip,
-            "caption_text": caption_text, "caption_clip": caption_clip_emb,
-            "qa_text": qa_text, "qa_clip": qa_clip_emb, "text_sim": text_sim,
-            "clip_qa": clip_qa, "clip_cap": clip_cap, "clip_cap_pair": clip_cap_pair,
-            "nli": nli, "agree": agree, "support": support, "pairs": pairs, "topic": topic,
-        }  # fmt: skip
-        plant(state, rng_rel, relational)
-        if "siblings" in state:
-            extra["siblings"] = state["siblings"]
+    ok = {"nli": avail("nli")}
+    ok["clip_image_qa"] = avail("clip_image_qa") if cfg.qa_clip else np.zeros(n, bool)
+    ok["text_qa"] = avail("text_qa")
+    ok["agent_agreement"] = avail("agent_agreement")
+    ok["agent_supported"] = avail("agent_supported")
+    return ok
+
+
+def _inputs(cfg: PlantConfig, s: dict, ok: dict[str, np.ndarray]) -> GraphInputs:
+    """The graph inputs (ids, links, signal tables, embeddings) of the planted world."""
+    n, n_caps, n_figures = len(s["kind"]), len(s["caption_figure"]), cfg.n_figures
+    nli = s["nli"]
     columns = {
-        "nli_entail": (nli[:, 0], nli_ok),
-        "nli_neutral": (nli[:, 1], nli_ok),
-        "nli_contradict": (nli[:, 2], nli_ok),
-        "text_caption_qa": (text_sim, text_qa_ok),
-        "clip_image_qa": (clip_qa, clip_qa_ok),
-        "clip_image_caption": (clip_cap, np.ones(n, bool) if caption_clip else np.zeros(n, bool)),
-        "agent_agreement": (agree, avail("agent_agreement")),
-        "agent_supported": (support, avail("agent_supported")),
+        "nli_entail": (nli[:, 0], ok["nli"]),
+        "nli_neutral": (nli[:, 1], ok["nli"]),
+        "nli_contradict": (nli[:, 2], ok["nli"]),
+        "text_caption_qa": (s["text_sim"], ok["text_qa"]),
+        "clip_image_qa": (s["clip_qa"], ok["clip_image_qa"]),
+        "clip_image_caption": (s["clip_cap"], np.full(n, cfg.caption_clip)),
+        "agent_agreement": (s["agree"], ok["agent_agreement"]),
+        "agent_supported": (s["support"], ok["agent_supported"]),
     }
-    signals = SignalTable.from_columns(n, columns)
-    caption_signals = SignalTable.from_columns(
-        n_caps, {"clip_image_caption": (clip_cap_pair, np.full(n_caps, caption_clip))}
-    )
+    caption_ok = np.full(n_caps, cfg.caption_clip)
     embeddings = {
-        "image": {"clip": Embeddings(image_clip, np.ones(n_figures, bool))},
-        "caption": {"text": Embeddings(caption_text, np.ones(n_caps, bool))},
-        "qa": {"text": Embeddings(qa_text, text_qa_ok)},
+        "image": {"clip": Embeddings(s["image_clip"], np.ones(n_figures, bool))},
+        "caption": {"text": Embeddings(s["caption_text"], np.ones(n_caps, bool))},
+        "qa": {"text": Embeddings(s["qa_text"], ok["text_qa"])},
     }
-    if caption_clip:
-        embeddings["caption"]["clip"] = Embeddings(caption_clip_emb, np.ones(n_caps, bool))
-    if qa_clip:
-        embeddings["qa"]["clip"] = Embeddings(qa_clip_emb, clip_qa_ok)
-    inputs = GraphInputs(
+    if cfg.caption_clip:
+        embeddings["caption"]["clip"] = Embeddings(s["caption_clip"], np.ones(n_caps, bool))
+    if cfg.qa_clip:
+        embeddings["qa"]["clip"] = Embeddings(s["qa_clip"], ok["clip_image_qa"])
+    return GraphInputs(
         qa_ids=[f"qa{i}" for i in range(n)],
         figure_ids=[f"fig{i}" for i in range(n_figures)],
         caption_ids=[f"cap{i}" for i in range(n_caps)],
-        qa_figure=qa_figure,
-        qa_caption=qa_caption,
-        caption_figure=caption_figure,
-        signals=signals,
-        caption_signals=caption_signals,
+        qa_figure=s["qa_figure"],
+        qa_caption=s["qa_caption"],
+        caption_figure=s["caption_figure"],
+        signals=SignalTable.from_columns(n, columns),
+        caption_signals=SignalTable.from_columns(
+            n_caps, {"clip_image_caption": (s["clip_cap_pair"], caption_ok)}
+        ),
         embeddings=embeddings,
     )
-    return PlantedData(inputs, kind, quality, extra)
