@@ -258,25 +258,9 @@ def build_graph(
     )
     if list(negatives.signals.names) != list(inputs.signals.names):
         raise ValueError("synthetic negatives must carry the same signals as the real QAs")
-    n_real, n_copy = inputs.n_qa, len(negatives)
-    data = HeteroData()
-    graph_knn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    families: dict[str, list[str]] = {}
-    offset = 0
-
-    # ---------------------------------------------------------------- k-NN lists (real nodes)
     clock = time.perf_counter()
-    for node_type in NODE_TYPES:
-        vectors, valid = knn_vectors(inputs.embeddings.get(node_type, {}), inputs.count(node_type))
-        if knn_k <= 0 or vectors is None or valid.sum() < 2:
-            continue
-        graph_knn[node_type] = knn(
-            vectors, knn_k, valid=valid, device=device, memory_mb=knn_memory_mb, fast=knn_fast
-        )
-
+    graph_knn = _knn_lists(inputs, knn_k, device, knn_memory_mb, knn_fast)
     knn_s = time.perf_counter() - clock
-
-    # ---------------------------------------------------------------- nodes
     qa_signals = SignalTable(
         list(inputs.signals.names),
         np.concatenate([inputs.signals.values, negatives.signals.values]),
@@ -285,26 +269,87 @@ def build_graph(
     standardizer = Standardizer.fit(inputs.signals)
     cap_std = Standardizer.fit(inputs.caption_signals)
     cap_features = cap_std.features(inputs.caption_signals.values, inputs.caption_signals.mask)
+    qa_features = standardizer.features(qa_signals.values, qa_signals.mask)
+    data = HeteroData()
+    families, offset = _add_nodes(
+        data, inputs, negatives, graph_knn, (qa_features, cap_features), embedding_dims
+    )
+    _add_structural_edges(data, inputs, negatives, torch.from_numpy(qa_features), cap_features)
+    _add_knn_edges(data, graph_knn, negatives)
+    return HiCQAGraph(
+        data=data,
+        n_real=inputs.n_qa,
+        copies=negatives,
+        signal_names=list(inputs.signals.names),
+        standardizer=standardizer,
+        qa_signals=qa_signals,
+        qa_signal_offset=offset,
+        knn=graph_knn,
+        families=families,
+        timings={"knn_s": round(knn_s, 3)},
+    )
+
+
+def _knn_lists(
+    inputs: GraphInputs,
+    knn_k: int,
+    device: str | torch.device | None,
+    memory_mb: int,
+    fast: bool | None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each node type's k-NN lists over the real nodes (types with < 2 embeddings: none)."""
+    graph_knn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for node_type in NODE_TYPES:
+        vectors, valid = knn_vectors(inputs.embeddings.get(node_type, {}), inputs.count(node_type))
+        if knn_k <= 0 or vectors is None or valid.sum() < 2:
+            continue
+        graph_knn[node_type] = knn(
+            vectors, knn_k, valid=valid, device=device, memory_mb=memory_mb, fast=fast
+        )
+    return graph_knn
+
+
+def _add_nodes(
+    data: HeteroData,
+    inputs: GraphInputs,
+    negatives: SyntheticNegatives,
+    graph_knn: dict[str, tuple[np.ndarray, np.ndarray]],
+    signal_features: tuple[np.ndarray, np.ndarray],
+    embedding_dims: int,
+) -> tuple[dict[str, list[str]], int]:
+    """Node features of every type; returns the embedding families per type and the column
+    where the QA nodes' signal features start."""
+    qa_features, cap_features = signal_features
+    families: dict[str, list[str]] = {}
+    offset = 0
     for node_type in NODE_TYPES:
         n = inputs.count(node_type)
         fams = inputs.embeddings.get(node_type, {})
         x, families[node_type] = embedding_features(fams, n, embedding_dims)
         if node_type == "qa":
-            if n_copy:
+            if len(negatives):
                 x = np.concatenate([x, x[negatives.source]])
             x = np.concatenate(
                 [x, neighbourhood_features(inputs, negatives, graph_knn.get("qa"))], 1
             )
             offset = x.shape[1]
-            x = np.concatenate(
-                [x, standardizer.features(qa_signals.values, qa_signals.mask)], axis=1
-            )
+            x = np.concatenate([x, qa_features], axis=1)
         elif node_type == "caption" and cap_features.shape[1]:
             x = np.concatenate([x, cap_features], axis=1)
         data[node_type].x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         data[node_type].num_nodes = x.shape[0]
+    return families, offset
 
-    # ---------------------------------------------------------------- structural edges
+
+def _add_structural_edges(
+    data: HeteroData,
+    inputs: GraphInputs,
+    negatives: SyntheticNegatives,
+    sig: torch.Tensor,
+    cap_features: np.ndarray,
+) -> None:
+    """image-depicts-caption, caption-asks-qa, qa-about-image and their reverses; a copy
+    receives from its caption and image but sends nothing."""
     caption_idx = np.arange(inputs.n_captions)
     data[REL_DEPICTS].edge_index = torch.from_numpy(np.stack([inputs.caption_figure, caption_idx]))
     cap_attr = _with_constant(torch.from_numpy(cap_features))
@@ -312,8 +357,9 @@ def build_graph(
     data[reverse(REL_DEPICTS)].edge_index = data[REL_DEPICTS].edge_index.flip(0)
     data[reverse(REL_DEPICTS)].edge_attr = cap_attr
 
+    n_real = inputs.n_qa
     real = np.arange(n_real)
-    copies = n_real + np.arange(n_copy)
+    copies = n_real + np.arange(len(negatives))
     has_cap = inputs.qa_caption >= 0
     copy_has_cap = negatives.caption >= 0
     # caption -> qa: real QAs and copies; qa -> caption: real QAs only.
@@ -334,13 +380,18 @@ def build_graph(
         [np.stack([inputs.qa_figure, real]), np.stack([negatives.figure, copies])], axis=1
     )
     data[reverse(REL_ABOUT)].edge_index = torch.from_numpy(about_rev.astype(np.int64))
-    sig = torch.from_numpy(standardizer.features(qa_signals.values, qa_signals.mask))
     for rel, side in QA_RELATIONS.items():
         data[rel].edge_attr = _with_constant(sig[data[rel].edge_index[side]])
 
-    # ---------------------------------------------------------------- k-NN edges
+
+def _add_knn_edges(
+    data: HeteroData,
+    graph_knn: dict[str, tuple[np.ndarray, np.ndarray]],
+    negatives: SyntheticNegatives,
+) -> None:
+    """t -knn-> t edges weighted by similarity; a copy hears its source and its neighbours."""
     for node_type, (index, sims) in graph_knn.items():
-        if node_type == "qa" and n_copy:  # a copy hears its source and its neighbours
+        if node_type == "qa" and len(negatives):
             copy_index, copy_sims = copy_knn(index, sims, negatives.source)
             index = np.concatenate([index, copy_index])
             sims = np.concatenate([sims, copy_sims])
@@ -348,16 +399,3 @@ def build_graph(
         rel = knn_relation(node_type)
         data[rel].edge_index = torch.from_numpy(edge_index)
         data[rel].edge_attr = torch.from_numpy(weight[:, None])
-
-    return HiCQAGraph(
-        data=data,
-        n_real=n_real,
-        copies=negatives,
-        signal_names=list(inputs.signals.names),
-        standardizer=standardizer,
-        qa_signals=qa_signals,
-        qa_signal_offset=offset,
-        knn=graph_knn,
-        families=families,
-        timings={"knn_s": round(knn_s, 3)},
-    )
