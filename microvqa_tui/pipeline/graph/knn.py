@@ -88,6 +88,17 @@ def knn(
         out_i, out_s = _ivf_search(xv, k_eff, memory_mb)
         return _scatter_back(index, sims, rows_ok, k_eff, out_i.cpu(), out_s.cpu())
     rb, cb = block if block is not None else block_sizes(m, memory_mb)
+    out_i, out_s = _exact_search(xv, k_eff, n_cand, (rb, cb), fast)
+    return _scatter_back(index, sims, rows_ok, k_eff, out_i, out_s)
+
+
+def _exact_search(
+    xv: torch.Tensor, k_eff: int, n_cand: int, block: tuple[int, int], fast: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k-NN of the unit rows `xv` by blocks of (rows, cols) = `block`: local indices
+    and similarities (m, k_eff) on the CPU. `fast`: TF32 candidates, exact fp32 rerank."""
+    m = xv.shape[0]
+    rb, cb = block
     out_i = torch.empty((m, k_eff), dtype=torch.int64)
     out_s = torch.empty((m, k_eff), dtype=torch.float32)
     allow_tf32 = torch.backends.cuda.matmul.allow_tf32
@@ -95,21 +106,8 @@ def knn(
         for r0 in range(0, m, rb):
             r1 = min(m, r0 + rb)
             q = xv[r0:r1]
-            best_s = torch.full((r1 - r0, n_cand), float("-inf"), device=dev)
-            best_i = torch.full((r1 - r0, n_cand), -1, dtype=torch.int64, device=dev)
             torch.backends.cuda.matmul.allow_tf32 = fast
-            for c0 in range(0, m, cb):
-                c1 = min(m, c0 + cb)
-                sim = q @ xv[c0:c1].T
-                lo, hi = max(r0, c0), min(r1, c1)
-                if lo < hi:  # this block holds part of the diagonal: no row is its own neighbour
-                    d = torch.arange(lo, hi, device=dev)
-                    sim[d - r0, d - c0] = float("-inf")
-                top_s, top_i = sim.topk(min(n_cand, c1 - c0), dim=1)
-                cand_s = torch.cat([best_s, top_s], dim=1)
-                cand_i = torch.cat([best_i, top_i + c0], dim=1)
-                best_s, pos = cand_s.topk(n_cand, dim=1)
-                best_i = cand_i.gather(1, pos)
+            best_s, best_i = _row_block_candidates(xv, r0, r1, cb, n_cand)
             torch.backends.cuda.matmul.allow_tf32 = False
             if fast:  # exact fp32 rerank of the candidates
                 exact = torch.einsum("bd,bcd->bc", q, xv[best_i.clamp(min=0)])
@@ -122,8 +120,30 @@ def knn(
             out_s[r0:r1] = best_s.cpu()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    return out_i, out_s
 
-    return _scatter_back(index, sims, rows_ok, k_eff, out_i, out_s)
+
+def _row_block_candidates(
+    xv: torch.Tensor, r0: int, r1: int, cb: int, n_cand: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `n_cand` best columns of rows r0:r1, merged over column blocks of `cb`."""
+    m, dev = xv.shape[0], xv.device
+    q = xv[r0:r1]
+    best_s = torch.full((r1 - r0, n_cand), float("-inf"), device=dev)
+    best_i = torch.full((r1 - r0, n_cand), -1, dtype=torch.int64, device=dev)
+    for c0 in range(0, m, cb):
+        c1 = min(m, c0 + cb)
+        sim = q @ xv[c0:c1].T
+        lo, hi = max(r0, c0), min(r1, c1)
+        if lo < hi:  # this block holds part of the diagonal: no row is its own neighbour
+            d = torch.arange(lo, hi, device=dev)
+            sim[d - r0, d - c0] = float("-inf")
+        top_s, top_i = sim.topk(min(n_cand, c1 - c0), dim=1)
+        cand_s = torch.cat([best_s, top_s], dim=1)
+        cand_i = torch.cat([best_i, top_i + c0], dim=1)
+        best_s, pos = cand_s.topk(n_cand, dim=1)
+        best_i = cand_i.gather(1, pos)
+    return best_s, best_i
 
 
 def _scatter_back(index, sims, rows_ok, k_eff, out_i, out_s) -> tuple[np.ndarray, np.ndarray]:

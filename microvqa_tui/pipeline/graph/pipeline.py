@@ -57,6 +57,22 @@ def human_array(qa_ids: list[str], human_labels: dict[str, int] | None) -> np.nd
     return out if (out >= 0).any() else None
 
 
+class _Laps:
+    """Seconds per phase, checking for cancellation between phases."""
+
+    def __init__(self, cancel: CancelToken | None) -> None:
+        self.timings: dict[str, float] = {}
+        self.cancel = cancel
+        self.clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.clock, 3)
+        self.clock = now
+        if self.cancel is not None:
+            self.cancel.check()
+
+
 def fit_and_filter(
     inputs: GraphInputs,
     settings: GraphSettings | None = None,
@@ -77,36 +93,11 @@ def fit_and_filter(
     dev = resolve_device(device if device is not None else settings.device)
     if inputs.n_qa == 0:
         raise ValueError("no QAs to score")
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 3)
-        clock = now
-        if cancel is not None:
-            cancel.check()
-
+    lap = _Laps(cancel)
     progress.start("graph: building", None)
-    negatives = corrupt(
-        inputs,
-        settings.synthetic_negative_fraction,
-        seed=settings.seed,
-        wrong_figure_share=settings.wrong_figure_share,
-        duplicate_share=settings.duplicate_share,
-    )
-    graph = build_graph(
-        inputs,
-        knn_k=settings.knn_k,
-        negatives=negatives,
-        device=dev,
-        knn_memory_mb=settings.knn_memory_mb,
-        knn_fast=settings.knn_tf32 and dev.type == "cuda",
-        embedding_dims=settings.embedding_dims,
-    )
+    negatives, graph = _build(inputs, settings, dev)
     lap("build_s")
-    timings.update(graph.timings)
+    lap.timings.update(graph.timings)
     weak = weak_labels(inputs.signals, lf_config)
     targets = make_targets(
         weak,
@@ -125,26 +116,7 @@ def fit_and_filter(
     all_scores = evaluate(result.model, result.inputs).scores
     scores = all_scores[: graph.n_real]
     lap("score_s")
-
-    keep, _ = select(scores, keep_fraction=settings.keep_fraction, threshold=settings.threshold)
-    effects = rows = reference = None
-    if explain:
-        reference = reference_values(inputs.signals, keep)
-        rows = np.flatnonzero(~keep)
-        effects = occlusion(result, graph, rows, reference, base_scores=all_scores)
-    knn_index = graph.knn.get("qa", (None, None))[0]
-    filtered = filter_scores(
-        scores,
-        inputs.signals,
-        keep_fraction=settings.keep_fraction,
-        threshold=settings.threshold,
-        effects=effects,
-        effect_rows=rows,
-        reference=reference,
-        knn_index=knn_index,
-        human=human,
-        qa_figure=inputs.qa_figure,
-    )
+    filtered = _filter(result, inputs, graph, settings, all_scores, human=human, explain=explain)
     lap("filter_s")
     result.metrics.update(
         {
@@ -156,4 +128,59 @@ def fit_and_filter(
             **graph.summary(),
         }
     )
-    return GraphOutcome(graph, negatives, weak, targets, result, scores, filtered, timings)
+    return GraphOutcome(graph, negatives, weak, targets, result, scores, filtered, lap.timings)
+
+
+def _build(
+    inputs: GraphInputs, settings: GraphSettings, dev: torch.device
+) -> tuple[SyntheticNegatives, HiCQAGraph]:
+    """The synthetic negatives and the graph of the real QAs plus them."""
+    negatives = corrupt(
+        inputs,
+        settings.synthetic_negative_fraction,
+        seed=settings.seed,
+        wrong_figure_share=settings.wrong_figure_share,
+        duplicate_share=settings.duplicate_share,
+    )
+    graph = build_graph(
+        inputs,
+        knn_k=settings.knn_k,
+        negatives=negatives,
+        device=dev,
+        knn_memory_mb=settings.knn_memory_mb,
+        knn_fast=settings.knn_tf32 and dev.type == "cuda",
+        embedding_dims=settings.embedding_dims,
+    )
+    return negatives, graph
+
+
+def _filter(
+    result: TrainResult,
+    inputs: GraphInputs,
+    graph: HiCQAGraph,
+    settings: GraphSettings,
+    all_scores: np.ndarray,
+    *,
+    human: np.ndarray | None,
+    explain: bool,
+) -> FilterResult:
+    """Kept / held out with reasons; `explain` adds the occlusion effects of held-out QAs."""
+    scores = all_scores[: graph.n_real]
+    keep, _ = select(scores, keep_fraction=settings.keep_fraction, threshold=settings.threshold)
+    effects = rows = reference = None
+    if explain:
+        reference = reference_values(inputs.signals, keep)
+        rows = np.flatnonzero(~keep)
+        effects = occlusion(result, graph, rows, reference, base_scores=all_scores)
+    return filter_scores(
+        scores,
+        inputs.signals,
+        keep_fraction=settings.keep_fraction,
+        threshold=settings.threshold,
+        effects=effects,
+        effect_rows=rows,
+        reference=reference,
+        knn_index=graph.knn.get("qa", (None, None))[0],
+        human=human,
+        qa_figure=inputs.qa_figure,
+    )

@@ -154,6 +154,15 @@ def fit_wide(model: HiCQAGNN, x_qa: torch.Tensor, rows, y, w, l2: float = 1e-3) 
     opt.step(closure)
 
 
+@dataclass
+class _Rows:
+    """The labelled training rows with their targets and weights, on the device."""
+
+    rows: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor
+
+
 def train(
     graph: HiCQAGraph,
     targets: TrainTargets,
@@ -185,43 +194,12 @@ def train(
         train_rows = torch.from_numpy(np.flatnonzero(targets.train & labelled)).to(device)
         y = torch.from_numpy(targets.y).to(device)
         w = torch.from_numpy(targets.weight).to(device)
-        y_train, w_train = y[train_rows], w[train_rows]
+        fit = _Rows(train_rows, y[train_rows], w[train_rows])
         if settings.wide_init:
-            fit_wide(model, inputs.x["qa"], train_rows, y_train, w_train)
-        has_val = bool((targets.val & labelled).any())
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+            fit_wide(model, inputs.x["qa"], fit.rows, fit.y, fit.w)
+        best_epoch, history = _fit_epochs(
+            model, inputs, augment, fit, targets, settings, progress, cancel
         )
-        best_loss, best_epoch, best_state = float("inf"), -1, None
-        history: list[dict[str, float]] = []
-        progress.start("graph: training", settings.epochs)
-        for epoch in range(settings.epochs):
-            if cancel is not None:
-                cancel.check()
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(augment())
-            loss = _weighted_bce(logits[train_rows], y_train, w_train)
-            loss.backward()
-            optimizer.step()
-            train_loss = float(loss.detach())
-            if has_val:
-                val = evaluate(model, inputs, targets=targets, loss_only=True)
-                monitor = float(val.loss) if val.loss is not None else train_loss
-            else:
-                monitor = train_loss
-            history.append(
-                {"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(monitor, 5)}
-            )
-            progress.advance()
-            # Improvement = at least 0.1% lower than the best so far.
-            if best_epoch < 0 or monitor < best_loss - max(1e-5, 1e-3 * abs(best_loss)):
-                best_loss, best_epoch = monitor, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif epoch - best_epoch >= settings.patience:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
         model.eval()
         final_train = evaluate(model, inputs, targets=targets, mask=targets.train & labelled)
         final_val = evaluate(model, inputs, targets=targets)
@@ -236,6 +214,55 @@ def train(
         **targets.summary(),
     }
     return TrainResult(model, metrics, history, inputs, device)
+
+
+def _fit_epochs(
+    model: HiCQAGNN,
+    inputs: ModelInputs,
+    augment: SignalDropout,
+    fit: _Rows,
+    targets: TrainTargets,
+    settings: GraphSettings,
+    progress: ProgressReporter,
+    cancel: CancelToken | None,
+) -> tuple[int, list[dict[str, float]]]:
+    """Full-batch AdamW epochs with early stopping on the validation loss (the training
+    loss without validation rows); loads the best epoch's weights into `model`."""
+    has_val = bool((targets.val & (targets.weight > 0)).any())
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    best_loss, best_epoch, best_state = float("inf"), -1, None
+    history: list[dict[str, float]] = []
+    progress.start("graph: training", settings.epochs)
+    for epoch in range(settings.epochs):
+        if cancel is not None:
+            cancel.check()
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(augment())
+        loss = _weighted_bce(logits[fit.rows], fit.y, fit.w)
+        loss.backward()
+        optimizer.step()
+        train_loss = float(loss.detach())
+        if has_val:
+            val = evaluate(model, inputs, targets=targets, loss_only=True)
+            monitor = float(val.loss) if val.loss is not None else train_loss
+        else:
+            monitor = train_loss
+        history.append(
+            {"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(monitor, 5)}
+        )
+        progress.advance()
+        # Improvement = at least 0.1% lower than the best so far.
+        if best_epoch < 0 or monitor < best_loss - max(1e-5, 1e-3 * abs(best_loss)):
+            best_loss, best_epoch = monitor, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= settings.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return best_epoch, history
 
 
 def score(result: TrainResult, graph: HiCQAGraph) -> np.ndarray:
