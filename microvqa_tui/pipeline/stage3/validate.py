@@ -177,7 +177,31 @@ def check_generation(
     question = _text(data.get("question"))
     if not question:
         return Failure("empty_question", "the question is missing or empty")
-    raw_options = data.get("options")
+    options = _check_options(data.get("options"), n_choices)
+    if isinstance(options, Failure):
+        return options
+    answer_index = _check_answer(_text(data.get("answer")), options, question, qa_answer)
+    if isinstance(answer_index, Failure):
+        return answer_index
+    cot = _check_cot(data, options, answer_index)
+    if isinstance(cot, Failure):
+        return cot
+    too_long = _check_lengths(options, options[answer_index], max_length_ratio)
+    if too_long is not None:
+        return too_long
+    task, notes = _task(_text(data.get("task")), qa_task)
+    return Draft(
+        question=question,
+        options=options,
+        answer_index=answer_index,
+        cot=cot,
+        task=task,
+        notes=notes,
+    )
+
+
+def _check_options(raw_options: Any, n_choices: int) -> list[str] | Failure:
+    """The stripped options: `n_choices` distinct non-empty strings."""
     if not isinstance(raw_options, list) or not all(isinstance(o, str) for o in raw_options):
         return Failure("bad_options", "options must be a list of strings")
     options = [o.strip() for o in raw_options]
@@ -196,7 +220,14 @@ def check_generation(
                 f"options {seen[key] + 1} and {index + 1} are the same: {option!r}",
             )
         seen[key] = index
-    answer_text = _text(data.get("answer"))
+    return options
+
+
+def _check_answer(
+    answer_text: str, options: list[str], question: str, qa_answer: str
+) -> int | Failure:
+    """The correct option's index: one of the options, agreeing with the QA's answer, and
+    not given away by the question."""
     answer_index = match_option(answer_text, options) if answer_text else None
     if answer_index is None:
         return Failure(
@@ -220,6 +251,11 @@ def check_generation(
             "answer_in_question",
             f"the question gives the answer away: it contains {answer!r}",
         )
+    return answer_index
+
+
+def _check_cot(data: dict, options: list[str], answer_index: int) -> str | Failure:
+    """The chain of thought: present, and not ending on another option."""
     cot = assemble_cot(data)
     if not cot:
         return Failure("empty_cot", "the chain of thought is missing or empty")
@@ -230,20 +266,30 @@ def check_generation(
             return Failure(
                 "cot_other_option",
                 f"the chain of thought ends on option {options[cot_index]!r}, "
-                f"not on the answer {answer!r}",
+                f"not on the answer {options[answer_index]!r}",
             )
-    if max_length_ratio > 0:
-        answer_len = max(1, len(words(answer)))
-        for option in options:
-            ratio = max(1, len(words(option))) / answer_len
-            if ratio > max_length_ratio or ratio < 1 / max_length_ratio:
-                return Failure(
-                    "distractor_length",
-                    f"option {option!r} is {ratio:.1f}× the answer's length in words "
-                    f"(limit {max_length_ratio:g}×): the length gives the answer away",
-                )
+    return cot
+
+
+def _check_lengths(options: list[str], answer: str, max_length_ratio: float) -> Failure | None:
+    """A failure when an option's length in words gives the answer away (ratio 0: no check)."""
+    if max_length_ratio <= 0:
+        return None
+    answer_len = max(1, len(words(answer)))
+    for option in options:
+        ratio = max(1, len(words(option))) / answer_len
+        if ratio > max_length_ratio or ratio < 1 / max_length_ratio:
+            return Failure(
+                "distractor_length",
+                f"option {option!r} is {ratio:.1f}× the answer's length in words "
+                f"(limit {max_length_ratio:g}×): the length gives the answer away",
+            )
+    return None
+
+
+def _task(task: str, qa_task: str) -> tuple[str, list[str]]:
+    """The task type kept (the QA's when it is known) and notes on the model's choice."""
     notes = []
-    task = _text(data.get("task"))
     if task and task not in TASK_TYPES:
         notes.append(f"model task {task!r} is not a known task type")
         task = ""
@@ -251,11 +297,4 @@ def check_generation(
         notes.append(f"model task {task!r} differs from the QA's {qa_task!r}; kept the QA's")
     if qa_task in TASK_TYPES or not task:
         task = qa_task
-    return Draft(
-        question=question,
-        options=options,
-        answer_index=answer_index,
-        cot=cot,
-        task=task,
-        notes=notes,
-    )
+    return task, notes
