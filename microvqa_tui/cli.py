@@ -127,6 +127,7 @@ def _register_subcommands() -> None:
         "cli_models",
         "cli_dataset",
         "cli_spatial",
+        "cli_review",
     ):
         try:
             importlib.import_module(f"microvqa_tui.{module}")

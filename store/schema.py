@@ -25,6 +25,10 @@ REVIEW_ACCEPTED = "accepted"
 REVIEW_REJECTED = "rejected"
 
 TASK_TYPES = ("expert_visual_understanding", "hypothesis_generation", "experiment_proposal")
+TASK_UNKNOWN = "unknown"  # an imported QA whose source names no task type
+
+# Where a QA or MCQ came from (`origin`): stage 1 / stage 3 generated it, or it was imported.
+ORIGIN_IMPORTED = "imported"
 
 
 def utcnow() -> datetime:
@@ -75,9 +79,9 @@ class QA(LanceModel):
     caption_id: str = ""
     question: str
     answer: str
-    task_type: str  # one of TASK_TYPES (or the source's own label for imports)
-    evidence: str = ""  # the caption span the answer rests on
-    origin: str  # stage1 | imported
+    task_type: str  # one of TASK_TYPES (or the source's own label / TASK_UNKNOWN for imports)
+    evidence: str = ""  # the caption span the answer rests on; an import's CoT / rationale
+    origin: str  # stage1 | imported (an imported QA, or the QA behind an imported MCQ)
     model: str = ""
     prompt_version: str = ""
     status: str = STATUS_PENDING  # pending | kept | held_out
@@ -91,7 +95,7 @@ class MCQ(LanceModel):
     """A multiple-choice item in the MicroVQA++ layout (0-based `correct_index`)."""
 
     mcq_id: str
-    qa_id: str = ""
+    qa_id: str = ""  # the QA it was made from; an imported MCQ's own QA (its question + answer)
     figure_id: str  # the first image; `image_ids` lists all when there are several
     image_ids: list[str] = Field(default_factory=list)
     question: str

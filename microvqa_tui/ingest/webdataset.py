@@ -2,7 +2,8 @@
 
 A sample is the run of consecutive members sharing a key (the member path up to the first
 dot of its file name): `<key>.jpg|jpeg|png|tif|webp` plus `<key>.json` (caption and
-metadata: caption, pmcid/article_id, license, …) and/or `<key>.txt` (the caption).
+metadata: caption, pmcid/article_id, license, …; with `question` and `answer`, an imported
+QA) and/or `<key>.txt` (the caption).
 Members are only ever read into memory, never extracted; members with an absolute or `..`
 path, and links or devices, are quarantined as `unsafe_path` without reading them.
 """
@@ -19,7 +20,14 @@ from typing import Any
 
 from microvqa_tui.config import IngestSettings
 from microvqa_tui.ingest import reasons
-from microvqa_tui.ingest.fields import CAPTION_KEYS, FieldTypeError, common_fields, first_key, rest
+from microvqa_tui.ingest.fields import (
+    CAPTION_KEYS,
+    FieldTypeError,
+    common_fields,
+    first_key,
+    qa_input,
+    rest,
+)
 from microvqa_tui.ingest.records import KIND_WEBDATASET, ImageRef, Record, Reject, excerpt
 from microvqa_tui.ingest.validate import IMAGE_EXTENSIONS, caption_byte_limit
 
@@ -239,6 +247,10 @@ class WebDatasetReader:
         except FieldTypeError as exc:
             yield Reject(source, sample.key, reasons.MALFORMED_ROW, str(exc))
             return
+        qa = qa_input(meta, used)
+        if isinstance(qa, str):
+            yield Reject(source, sample.key, reasons.MALFORMED_ROW, qa)
+            return
         member_name, data = sample.images[0]
         yield Record(
             kind=self.kind,
@@ -252,6 +264,8 @@ class WebDatasetReader:
                 )
             ],
             caption=caption,
+            caption_required=qa is None,
+            qa=qa,
             original_id=fields.original_id or sample.key,
             article_id=fields.article_id,
             license=fields.license,

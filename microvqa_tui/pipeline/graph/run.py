@@ -7,7 +7,8 @@ signals, which are then also given to the caption's QAs), every `emb_<space>` ta
 named `<family>_image|_caption|_qa` belongs to that node type; another is matched by its
 ids) and, unless `human_labels` is given, the human accept/reject decisions (QA decisions,
 then the review of the QA's MCQs). Writes each QA's `status` (kept / held_out), `score` and
-`reason`, the graph's edges (`edges`, this run's id), the run record, and the model weights +
+`reason` (and each unreviewed imported MCQ takes its QA's verdict, see `mcq_verdict`), the
+graph's edges (`edges`, this run's id), the run record, and the model weights +
 metrics under the run folder. Nothing is deleted.
 """
 
@@ -31,6 +32,7 @@ from microvqa_tui.pipeline.graph.inputs import (
     SignalTable,
     canonical_signal,
 )
+from microvqa_tui.pipeline.graph.mcq_verdict import apply_to_imported_mcqs, no_qas_message
 from microvqa_tui.pipeline.graph.settings import GraphSettings
 from microvqa_tui.pipeline.runs import record_run
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
@@ -51,6 +53,7 @@ class GraphReport:
     threshold: float = 0.0
     human_labels: int = 0
     synthetic_negatives: int = 0
+    imported_mcqs: dict[str, int] = field(default_factory=dict)  # their QA's verdict
     edges_written: int = 0
     signals: list[str] = field(default_factory=list)
     embedding_spaces: list[str] = field(default_factory=list)
@@ -106,10 +109,8 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
     """The graph's inputs from the store, and what was found (spaces, signal models)."""
     qas = _read(store, "qas", ["qa_id", "figure_id", "caption_id"])
     if qas.num_rows == 0:
-        raise PipelineError(
-            "no QAs in the store to build the graph from",
-            hint="run stage 1 (QA generation) or import QAs first",
-        )
+        message, hint = no_qas_message(store)
+        raise PipelineError(message, hint=hint)
     qa_ids = qas.column("qa_id").to_pylist()
     qa_fig_ids = qas.column("figure_id").to_pylist()
     qa_cap_ids = qas.column("caption_id").to_pylist()
@@ -507,6 +508,7 @@ def run_graph(
         clock = time.perf_counter()
         progress.start("graph: writing", None)
         _write_qas(store, inputs, outcome.scores, outcome.filtered.keep, outcome.filtered.reasons)
+        report.imported_mcqs = apply_to_imported_mcqs(store, run.run_id)
         if gs.write_edges:
             report.edges_written = _write_edges(store, run.run_id, inputs, outcome)
         report.timings["write_s"] = round(time.perf_counter() - clock, 3)
@@ -529,6 +531,7 @@ def run_graph(
                 "held_out": report.held_out,
                 "human_labels": report.human_labels,
                 "synthetic_negatives": report.synthetic_negatives,
+                "imported_mcqs": report.imported_mcqs,
                 "edges": report.edges_written,
                 "metrics": {
                     k: v

@@ -36,7 +36,13 @@ from microvqa_tui.pipeline.step import section
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store, text_id
 from store.queries import in_list, quote
-from store.schema import STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING, utcnow
+from store.schema import (
+    ORIGIN_IMPORTED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+    STATUS_PENDING,
+    utcnow,
+)
 
 STAGE = "mcq"
 ORIGIN = "stage3"
@@ -72,6 +78,12 @@ def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
         statuses = [STATUS_KEPT, STATUS_PENDING]
         note = "pending (unfiltered) QAs were used along with the kept ones (mcq.qa_source)"
     qas = store.rows("qas", in_list("status", statuses), QA_COLUMNS)
+    # The QA of an imported MCQ is there to judge that MCQ: it needs no second one.
+    behind = {
+        r["qa_id"]
+        for r in store.rows("mcqs", f"origin = {quote(ORIGIN_IMPORTED)} AND qa_id != ''", ["qa_id"])
+    }
+    qas = [q for q in qas if q["qa_id"] not in behind]
     qas.sort(key=lambda r: r["qa_id"])
     return qas, "+".join(statuses), note
 
