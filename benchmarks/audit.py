@@ -128,13 +128,60 @@ def signal_aucs(store, labels: dict[str, int]) -> dict[str, float]:
     return {name: round(float(roc_auc(y, s)), 4) for name, s in scores.items()}
 
 
-def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from microvqa_tui.config import IngestSettings, load_settings
+def run_pipeline(source: Path, settings) -> dict[str, float]:
+    """ingest → embed → signals → graph, as `microvqa ingest` / `run STEP` would; seconds."""
+    from microvqa_tui.config import IngestSettings
     from microvqa_tui.ingest import ingest_source
     from microvqa_tui.pipeline.embed import run_embed
     from microvqa_tui.pipeline.graph.run import run_graph
-    from microvqa_tui.pipeline.graph.train import roc_auc
     from microvqa_tui.pipeline.signals import run_signals
+    from store import open_store
+
+    store = open_store(settings.store)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    ingest_source(store, source, IngestSettings())
+    timings["ingest_s"] = round(time.perf_counter() - clock, 1)
+    for name, step in (("embed", run_embed), ("signals", run_signals), ("graph", run_graph)):
+        clock = time.perf_counter()
+        step(store, settings)
+        timings[f"{name}_s"] = round(time.perf_counter() - clock, 1)
+    return timings
+
+
+def measure(store, items: list[dict[str, Any]], planted: np.ndarray) -> dict[str, Any]:
+    """ROC-AUCs and hold-outs for the planted items (label 1 = intact, as the score reads)."""
+    from microvqa_tui.pipeline.graph.train import roc_auc
+
+    bad = {(items[i]["question"], items[i]["record"]["id"]) for i in np.flatnonzero(planted)}
+    figure_of = {
+        r["figure_id"]: r["original_id"]
+        for r in store.rows("figures", None, ["figure_id", "original_id"])
+    }
+    qas = store.rows("qas", None, ["qa_id", "question", "figure_id", "score", "status"])
+    labels = {q["qa_id"]: int((q["question"], figure_of[q["figure_id"]]) not in bad) for q in qas}
+    y = np.array([labels[q["qa_id"]] for q in qas])
+    held = np.array([q["status"] == "held_out" for q in qas])
+    singles = signal_aucs(store, labels)
+    best = max(singles, key=singles.get) if singles else ""
+    mcqs = store.rows("mcqs", None, ["qa_id", "status"])
+    return {
+        "items": len(qas),
+        "planted": int((y == 0).sum()),
+        "graph_auc": round(float(roc_auc(y, np.array([q["score"] for q in qas]))), 4),
+        "best_signal": best,
+        "best_signal_auc": singles.get(best),
+        "signal_aucs": singles,
+        "held_out": int(held.sum()),
+        "planted_held_out": int((held & (y == 0)).sum()),
+        "planted_mcqs_held_out": sum(
+            m["status"] == "held_out" and labels.get(m["qa_id"]) == 0 for m in mcqs
+        ),
+    }
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from microvqa_tui.config import load_settings
     from store import open_store
 
     items = build_items(args.per_figure)
@@ -148,50 +195,13 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         signals={"families": families, "agent_source": "caption"},
         graph={"seed": args.seed},
     )
-    store = open_store(settings.store)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    ingest_source(store, source, IngestSettings())
-    timings["ingest_s"] = time.perf_counter() - clock
-    for name, step in (("embed", run_embed), ("signals", run_signals), ("graph", run_graph)):
-        clock = time.perf_counter()
-        report = step(store, settings)
-        timings[f"{name}_s"] = time.perf_counter() - clock
-    mcqs = store.rows("mcqs", None, ["qa_id", "question", "status", "reason"])
-    planted_questions = {
-        (items[i]["question"], items[i]["record"]["id"]) for i in np.flatnonzero(planted)
-    }
-    labels, scores, held = {}, {}, {}
-    figure_of = {
-        r["figure_id"]: r["original_id"]
-        for r in store.rows("figures", None, ["figure_id", "original_id"])
-    }
-    for qa in store.rows("qas", None, ["qa_id", "question", "figure_id", "score", "status"]):
-        bad = (qa["question"], figure_of[qa["figure_id"]]) in planted_questions
-        labels[qa["qa_id"]] = 0 if bad else 1  # 1 = intact (the score's direction)
-        scores[qa["qa_id"]] = qa["score"]
-        held[qa["qa_id"]] = qa["status"] == "held_out"
-    ids = sorted(labels)
-    y = np.array([labels[q] for q in ids])
-    singles = signal_aucs(store, labels)
-    best = max(singles, key=singles.get) if singles else ""
-    mcq_held_planted = sum(
-        1 for m in mcqs if m["status"] == "held_out" and labels.get(m["qa_id"]) == 0
-    )
+    timings = run_pipeline(source, settings)
+    result = measure(open_store(settings.store), items, planted)
     return {
-        "items": len(ids),
-        "planted": int((y == 0).sum()),
+        **result,
         "signals": families,
-        "graph_auc": round(float(roc_auc(y, np.array([scores[q] for q in ids]))), 4),
-        "best_signal": best,
-        "best_signal_auc": singles.get(best),
-        "signal_aucs": singles,
         "keep_fraction": settings.graph.keep_fraction,
-        "held_out": int(sum(held.values())),
-        "planted_held_out": int(sum(held[q] for q in ids if labels[q] == 0)),
-        "planted_mcqs_held_out": mcq_held_planted,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "graph_device": report.device,
+        "timings_s": timings,
     }
 
 

@@ -148,6 +148,30 @@ def shortcut_free_answerer(correct: dict[str, str]):
     return answer
 
 
+def review_from_the_cli(store, mcqs: dict[str, dict], tmp_path):
+    """Reject one kept MCQ, rescue one held-out MCQ; the graph reads both as labels."""
+    kept_id = min(m for m, r in mcqs.items() if r["status"] == "kept")
+    held_id = min(m for m, r in mcqs.items() if r["status"] == "held_out")
+    assert str(tmp_path / "store") == str(store.path)
+    rejected = cli_json("review", "reject", kept_id, "--note", "wrong figure", tmp_path=tmp_path)
+    assert (rejected["changed"], rejected["user"]) == (1, "auditor")
+    dry = cli_json(
+        "review", "accept", "--origin", "imported", "--status", "held_out", "--dry-run",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert (dry["changed"], dry["matched"]) == (3, 3)
+    assert cli_json("review", "accept", held_id, tmp_path=tmp_path)["changed"] == 1
+    store = open_store(tmp_path / "store")
+    decisions = store.rows("decisions")
+    assert sorted((d["item_id"], d["action"], d["user"]) for d in decisions) == sorted(
+        [(kept_id, "reject", "auditor"), (held_id, "accept", "auditor")]
+    )
+    mcqs = by_id(store, "mcqs")
+    labels = human_labels_from_store(store)
+    assert labels == {mcqs[kept_id]["qa_id"]: 0, mcqs[held_id]["qa_id"]: 1}
+    return store
+
+
 def test_audit_path_ingest_signals_graph_select_review_export(store, settings, tmp_path, minilm):  # noqa: F811
     planted = {1, 4, 7, 10}
     path = write_audit_file(tmp_path / "audit.parquet", 12, planted)
@@ -187,28 +211,7 @@ def test_audit_path_ingest_signals_graph_select_review_export(store, settings, t
     assert (graph.entered, graph.passed, graph.held_out) == (12, 9, 3)
     assert funnel[("select", "reasoning", "imported")].entered == 9
 
-    # Review from the command line: reject one kept MCQ, rescue one held-out MCQ.
-    kept_id = min(m for m, r in mcqs.items() if r["status"] == "kept")
-    held_id = min(m for m, r in mcqs.items() if r["status"] == "held_out")
-    env_store = tmp_path / "store"
-    assert str(env_store) == str(store.path)
-    rejected = cli_json("review", "reject", kept_id, "--note", "wrong figure", tmp_path=tmp_path)
-    assert (rejected["changed"], rejected["user"]) == (1, "auditor")
-    dry = cli_json(
-        "review", "accept", "--origin", "imported", "--status", "held_out", "--dry-run",
-        tmp_path=tmp_path,
-    )  # fmt: skip
-    assert (dry["changed"], dry["matched"]) == (3, 3)
-    assert cli_json("review", "accept", held_id, tmp_path=tmp_path)["changed"] == 1
-    store = open_store(env_store)
-    decisions = store.rows("decisions")
-    assert sorted((d["item_id"], d["action"], d["user"]) for d in decisions) == sorted(
-        [(kept_id, "reject", "auditor"), (held_id, "accept", "auditor")]
-    )
-    mcqs = by_id(store, "mcqs")
-    labels = human_labels_from_store(store)
-    assert labels == {mcqs[kept_id]["qa_id"]: 0, mcqs[held_id]["qa_id"]: 1}
-
+    store = review_from_the_cli(store, mcqs, tmp_path)
     out = export_dataset(store, tmp_path / "export", fmt="parquet")
     assert sum(out.splits.values()) == 9
     assert out.excluded == {"rejected": 1, "held_out": 2}

@@ -193,6 +193,36 @@ class WebDatasetReader:
             raise tarfile.ReadError(f"member {member.name!r} is truncated")
         return data
 
+    @staticmethod
+    def _json(source: str, sample: _Sample) -> tuple[dict[str, Any], Any] | Reject:
+        """The sample's JSON metadata without its caption, and the caption (None: none)."""
+        if sample.json_member is None:
+            return {}, None
+        name, raw = sample.json_member
+        try:
+            meta = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            return Reject(
+                source,
+                sample.key,
+                reasons.MALFORMED_ROW,
+                f"{name}: invalid JSON: {exc}",
+                excerpt(raw),
+            )
+        if not isinstance(meta, dict):
+            detail = f"{name}: expected a JSON object, got {type(meta).__name__}"
+            return Reject(source, sample.key, reasons.MALFORMED_ROW, detail, excerpt(raw))
+        caption: Any = None
+        key = first_key(meta, CAPTION_KEYS)
+        if key is not None:
+            caption = meta.pop(key)
+        else:
+            for k in CAPTION_KEYS:
+                if k in meta:
+                    meta.pop(k)
+                    caption = ""
+        return meta, caption
+
     def _emit(self, source: str, sample: _Sample) -> Iterator[Record | Reject]:
         if sample.problem is not None:
             yield sample.problem
@@ -207,38 +237,11 @@ class WebDatasetReader:
                     f"sample {sample.key!r} has a caption but no image member",
                 )
             return  # members of no interest (e.g. only .cls): nothing to say
-        meta: dict[str, Any] = {}
-        caption: Any = None
-        if sample.json_member is not None:
-            name, raw = sample.json_member
-            try:
-                meta = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
-            except (json.JSONDecodeError, RecursionError) as exc:
-                yield Reject(
-                    source,
-                    sample.key,
-                    reasons.MALFORMED_ROW,
-                    f"{name}: invalid JSON: {exc}",
-                    excerpt(raw),
-                )
-                return
-            if not isinstance(meta, dict):
-                yield Reject(
-                    source,
-                    sample.key,
-                    reasons.MALFORMED_ROW,
-                    f"{name}: expected a JSON object, got {type(meta).__name__}",
-                    excerpt(raw),
-                )
-                return
-            key = first_key(meta, CAPTION_KEYS)
-            if key is not None:
-                caption = meta.pop(key)
-            else:
-                for k in CAPTION_KEYS:
-                    if k in meta:
-                        meta.pop(k)
-                        caption = ""
+        parsed = self._json(source, sample)
+        if isinstance(parsed, Reject):
+            yield parsed
+            return
+        meta, caption = parsed
         if (caption is None or caption == "") and sample.txt_member is not None:
             caption = sample.txt_member[1]
         used: set[str] = set()
