@@ -261,15 +261,7 @@ class IngestRunner:
         keeps the store free of duplicates, at worst an image is decoded again."""
         if not self._check_known or not figure_ids:
             return set()
-        table = self.store.table("figures")
-        data = (
-            table.search()
-            .where(in_list("figure_id", figure_ids))
-            .select(["figure_id"])
-            .limit(len(figure_ids))
-            .to_arrow()
-        )
-        known = set(data.column("figure_id").to_pylist())
+        known = self.store.ids("figures", in_list("figure_id", figure_ids))
         self._misses = 0 if known else self._misses + 1
         if self._misses >= KNOWN_CHECK_PATIENCE:
             self._check_known = False

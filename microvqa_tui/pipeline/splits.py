@@ -221,13 +221,12 @@ def dup_groups_as_keys(
     """The store's duplicate groups (pending + resolved) as split keys: figure ids for image
     and caption groups (captions mapped to their figures), mcq ids for question groups."""
     from microvqa_tui.pipeline.dedup.decisions import group_links
-    from microvqa_tui.pipeline.dedup.storeio import read_rows
 
     links = group_links(store)
     if links.get("caption") and caption_figure is None:
         caption_figure = {
             r["caption_id"]: r["figure_id"]
-            for r in read_rows(store, "captions", ["caption_id", "figure_id"])
+            for r in store.rows("captions", columns=["caption_id", "figure_id"])
         }
     out: dict[str, list[list[str]]] = {
         "image": links.get("image", []),

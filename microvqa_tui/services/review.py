@@ -33,9 +33,7 @@ Item types:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,8 +45,17 @@ from microvqa_tui.common.decisions import (
     DecisionRecord,
     decision_history,
 )
-from microvqa_tui.errors import MicroVQAError
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.services.review_items import (
+    ITEM_KINDS,
+    BulkResult,
+    GroupResult,
+    ItemKind,
+    ReviewError,
+    clean_edit,
+    item_kind,
+    new_id,
+)
 from microvqa_tui.vocabulary import ACTION_ACCEPT as ACCEPT
 from microvqa_tui.vocabulary import ACTION_EDIT as EDIT
 from microvqa_tui.vocabulary import ACTION_REJECT as REJECT
@@ -66,84 +73,25 @@ from store import Store
 from store.queries import in_list
 from store.schema import arrow_schema, utcnow
 
+__all__ = [
+    "ITEM_KINDS",
+    "KEEP_ALL",
+    "KEEP_KEEPER",
+    "REJECT_GROUP",
+    "BulkResult",
+    "GroupResult",
+    "ItemKind",
+    "ReviewError",
+    "Reviewer",
+    "item_kind",
+]
+
 # The dedup step's action for each group action (reject_group adds the keeper's rejection).
 DEDUP_ACTION = {KEEP_KEEPER: "resolve", KEEP_ALL: "dismiss", REJECT_GROUP: "resolve"}
 
 GROUP_KEY = "_group"  # on the keeper rejections of a reject_group: the group id
 SOURCE_KEY, SOURCE = "_via", "review"  # marks decisions written here (undo only takes these)
 IN_CHUNK = 2000  # ids per `IN (...)` filter when updating many rows
-
-
-class ReviewError(MicroVQAError):
-    """A review action cannot be applied (unknown item, invalid edit, nothing to undo)."""
-
-
-@dataclass(frozen=True)
-class ItemKind:
-    item_type: str
-    table: str
-    key: str
-    review_field: str | None  # the column accept/reject set, None when labels only
-    editable: tuple[str, ...]
-
-
-ITEM_KINDS: dict[str, ItemKind] = {
-    "mcq": ItemKind(
-        "mcq", "mcqs", "mcq_id", "review", ("question", "choices", "correct_index", "cot")
-    ),
-    "qa": ItemKind("qa", "qas", "qa_id", None, ("question", "answer")),
-}
-
-
-def item_kind(item_type: str) -> ItemKind:
-    try:
-        return ITEM_KINDS[item_type]
-    except KeyError:
-        raise ReviewError(
-            f"cannot review items of type {item_type!r}", hint=f"use one of {', '.join(ITEM_KINDS)}"
-        ) from None
-
-
-@dataclass
-class BulkResult:
-    """What a bulk or group action did."""
-
-    batch_id: str
-    action: str
-    changed: int  # items whose state changed (each got a decision)
-    skipped: int = 0  # items already in the requested state
-    decisions: list[DecisionRecord] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "action": self.action,
-            "changed": self.changed,
-            "skipped": self.skipped,
-        }
-
-
-@dataclass
-class GroupResult:
-    """What a group decision (or its undo) did: the dedup step's counts, and the review batch
-    that rejected the keeper's MCQs for a reject_group."""
-
-    group_id: str
-    action: str
-    outcome: dict[str, Any]
-    keeper_rejection: Any = None  # BulkResult on decide, list of undo records on undo
-
-    @property
-    def mcqs_changed(self) -> int:
-        extra = self.keeper_rejection
-        count = extra.changed if isinstance(extra, BulkResult) else len(extra or [])
-        return (
-            int(self.outcome.get("mcqs_rejected", 0) + self.outcome.get("mcqs_restored", 0)) + count
-        )
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Reviewer:
@@ -196,7 +144,7 @@ class Reviewer:
                 hint=f"editable fields: {', '.join(kind.editable)}",
             )
         row = self._row(kind, item_id, None)
-        new = {**row, **_clean_edit(kind, row, values)}
+        new = {**row, **clean_edit(kind, row, values)}
         changed = [name for name in kind.editable if new.get(name) != row.get(name)]
         if kind.item_type == "mcq" and changed:
             new["correct_answer"] = new["choices"][new["correct_index"]]
@@ -270,14 +218,7 @@ class Reviewer:
         columns = [kind.key] + ([kind.review_field] if kind.review_field else [])
         if ids is not None:
             return self.store.get_many(kind.table, list(dict.fromkeys(ids)), columns)
-        tbl = self.store.table(kind.table)
-        total = tbl.count_rows(where) if where else tbl.count_rows()
-        if total == 0:
-            return []
-        query = tbl.search()
-        if where:
-            query = query.where(where)
-        return query.select(columns).limit(total).to_arrow().to_pylist()
+        return self.store.rows(kind.table, where, columns)
 
     # ------------------------------------------------------------------ duplicate groups
     def decide_group(self, group_id: str, action: str, note: str = "") -> GroupResult:
@@ -505,39 +446,3 @@ class Reviewer:
         for start in range(0, len(ids), IN_CHUNK):
             where = in_list(kind.key, ids[start : start + IN_CHUNK])
             self.store.update_where(kind.table, where, {column: value})
-
-
-def _clean_edit(kind: ItemKind, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Validated, normalised new values for an edit."""
-    clean: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in ("question", "answer"):
-            text = str(value).strip()
-            if not text:
-                raise ReviewError(f"the {name} cannot be empty")
-            clean[name] = text
-        elif name == "cot":
-            clean[name] = str(value).strip()
-        elif name == "choices":
-            choices = [str(c).strip() for c in value]
-            if len(choices) < 2:
-                raise ReviewError("an MCQ needs at least two options")
-            if any(not c for c in choices):
-                raise ReviewError("options cannot be empty", hint="delete the empty option")
-            if len(set(choices)) != len(choices):
-                raise ReviewError("two options are the same", hint="make every option distinct")
-            clean[name] = choices
-        elif name == "correct_index":
-            try:
-                clean[name] = int(value)
-            except (TypeError, ValueError):
-                raise ReviewError(f"correct_index must be a number, not {value!r}") from None
-    if kind.item_type == "mcq":
-        choices = clean.get("choices", row.get("choices") or [])
-        index = clean.get("correct_index", row.get("correct_index"))
-        if index is None or not 0 <= index < len(choices):
-            raise ReviewError(
-                f"the correct option {index} is out of range",
-                hint=f"choose an option between 1 and {len(choices)}",
-            )
-    return clean

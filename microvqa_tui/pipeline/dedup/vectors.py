@@ -79,7 +79,7 @@ def stored_vectors(
     name = "emb_" + space
     if name not in store.table_names():
         return np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool), ""
-    dim = store.embedding_table(space).schema.field("vector").type.list_size
+    dim = store.schema(name).field("vector").type.list_size
     position = {item: i for i, item in enumerate(ids)}
     out = np.zeros((len(ids), dim), np.float32)
     have = np.zeros(len(ids), bool)

@@ -239,60 +239,13 @@ def export_dataset(
             leakage,
             created_at=utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
-        files: list[str] = []
-        written_images: set[str] = set()
-        exported: list[dict[str, Any]] = []
+        job = _ExportJob(store, root, fmt, selection, names, report, cancel)
         progress.start(f"exporting {fmt}", len(selection.mcqs))
         for split in fracs:
             rows = [r for r in selection.mcqs if assignment.get(r["mcq_id"]) == split]
-            if not rows:
-                continue
-            writer: Any = (
-                ParquetSplitWriter(root, split)
-                if fmt == "parquet"
-                else JsonLinesWriter(root, split, fmt == "llava")
-            )
-            try:
-                for start in range(0, len(rows), BATCH):
-                    if cancel is not None:
-                        cancel.check()
-                    batch = rows[start : start + BATCH]
-                    fids = sorted({f for r in batch for f in r["image_ids"]})
-                    blobs = _image_bytes(store, fids)
-                    records = []
-                    for row in batch:
-                        if all(f in blobs for f in row["image_ids"]):
-                            records.append(_record(row, split, selection, names))
-                        else:
-                            report.excluded["missing image"] = (
-                                report.excluded.get("missing image", 0) + 1
-                            )
-                    if fmt == "parquet":
-                        if records:
-                            writer.write(records, blobs, names)
-                    else:
-                        for rec in records:
-                            for fid in rec["image_ids"]:
-                                if fid not in written_images:
-                                    files.append(write_image(root, names[fid], blobs[fid]))
-                                    written_images.add(fid)
-                        writer.write(records, names)
-                    exported.extend(records)
-                    progress.advance(len(batch))
-            finally:
-                relative = writer.close()
-            files.append(relative)
-            report.splits[split] = writer.rows
-        report.images = len({f for rec in exported for f in rec["image_ids"]})
-        report.files = [*sorted(files), "README.md", MANIFEST]
-        write_text(
-            root,
-            "README.md",
-            render_card(
-                store, records=exported, figures=selection.figures, report=report.to_dict()
-            ),
-        )
-        write_marker(root, report.files, {**report.to_dict(), "complete": True})
+            if rows:
+                job.write_split(split, rows, progress)
+        job.finish()
         run.counts.update(
             {
                 "exported": sum(report.splits.values()),
@@ -302,3 +255,76 @@ def export_dataset(
         )
         run.counts.update({f"excluded_{k}": v for k, v in report.excluded.items()})
         return report
+
+
+@dataclass
+class _ExportJob:
+    """One export being written: where, in which format, and what it wrote so far."""
+
+    store: Store
+    root: Path
+    fmt: str
+    selection: Selection
+    names: dict[str, str]  # figure id -> image file name
+    report: ExportReport
+    cancel: CancelToken | None
+    files: list[str] = field(default_factory=list)
+    written_images: set[str] = field(default_factory=set)  # JSON formats: image files written
+    exported: list[dict[str, Any]] = field(default_factory=list)
+
+    def write_split(
+        self, split: str, rows: list[dict[str, Any]], progress: ProgressReporter
+    ) -> None:
+        """The split's file, by batches of BATCH MCQs; an MCQ missing an image is left out."""
+        writer: Any = (
+            ParquetSplitWriter(self.root, split)
+            if self.fmt == "parquet"
+            else JsonLinesWriter(self.root, split, self.fmt == "llava")
+        )
+        try:
+            for start in range(0, len(rows), BATCH):
+                if self.cancel is not None:
+                    self.cancel.check()
+                batch = rows[start : start + BATCH]
+                self._write_batch(writer, split, batch)
+                progress.advance(len(batch))
+        finally:
+            relative = writer.close()
+        self.files.append(relative)
+        self.report.splits[split] = writer.rows
+
+    def _write_batch(self, writer: Any, split: str, batch: list[dict[str, Any]]) -> None:
+        fids = sorted({f for r in batch for f in r["image_ids"]})
+        blobs = _image_bytes(self.store, fids)
+        records = []
+        excluded = self.report.excluded
+        for row in batch:
+            if all(f in blobs for f in row["image_ids"]):
+                records.append(_record(row, split, self.selection, self.names))
+            else:
+                excluded["missing image"] = excluded.get("missing image", 0) + 1
+        if self.fmt == "parquet":
+            if records:
+                writer.write(records, blobs, self.names)
+        else:
+            for rec in records:
+                for fid in rec["image_ids"]:
+                    if fid not in self.written_images:
+                        self.files.append(write_image(self.root, self.names[fid], blobs[fid]))
+                        self.written_images.add(fid)
+            writer.write(records, self.names)
+        self.exported.extend(records)
+
+    def finish(self) -> None:
+        """The dataset card and the manifest marking the export complete."""
+        report = self.report
+        report.images = len({f for rec in self.exported for f in rec["image_ids"]})
+        report.files = [*sorted(self.files), "README.md", MANIFEST]
+        card = render_card(
+            self.store,
+            records=self.exported,
+            figures=self.selection.figures,
+            report=report.to_dict(),
+        )
+        write_text(self.root, "README.md", card)
+        write_marker(self.root, report.files, {**report.to_dict(), "complete": True})

@@ -22,7 +22,6 @@ from typing import Any
 
 from microvqa_tui.common.captions import item_captions
 from microvqa_tui.pipeline.dedup.decisions import rejected_members
-from microvqa_tui.pipeline.dedup.storeio import read_rows
 from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
     REVIEW_REJECTED,
@@ -118,7 +117,7 @@ def select_mcqs(
     excluded: Counter = Counter()
     rejected = rejected_members(store)
     chosen = []
-    for row in read_rows(store, "mcqs", MCQ_COLUMNS):
+    for row in store.rows("mcqs", columns=MCQ_COLUMNS):
         ok, reason = is_selected(row, include_flagged, include_held_out, include_pending)
         if not ok:
             excluded[reason] += 1

@@ -2,8 +2,9 @@
 with its figure and caption, trained on weak labels, synthetic negatives and human decisions.
 
 Modules: `inputs` (plain arrays), `knn`, `build` (HeteroData), `weak_labels`, `corrupt`,
-`model`, `train`, `filter`, `pipeline` (all of it on arrays), `run` (the store adapter),
-`settings`, `synthetic` (a planted data set for tests and benchmarks).
+`model`, `train`, `filter`, `pipeline` (all of it on arrays), `run` (the store adapter:
+`reading` the inputs, `writing` the results), `settings`, `synthetic` (a planted data set for
+tests and benchmarks).
 
 Importing this package is cheap: torch and PyG load when a name below is first used.
 """
