@@ -24,7 +24,7 @@ import stat
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from microvqa_tui.config import IngestSettings
@@ -79,6 +79,28 @@ class _Batch:
 
 
 @dataclass
+class _BatchRows:
+    """The rows one batch adds, per table."""
+
+    figures: Columns = field(default_factory=lambda: Columns("figures"))
+    captions: Columns = field(default_factory=lambda: Columns("captions"))
+    qas: Columns = field(default_factory=lambda: Columns("qas"))
+    mcqs: Columns = field(default_factory=lambda: Columns("mcqs"))
+    quarantine: Columns = field(default_factory=lambda: Columns("quarantine"))
+
+
+def _failed_image(
+    item: _Prepared, results: dict[str, ImageInfo | Problem]
+) -> tuple[_Image, Problem] | None:
+    """The item's first image whose decode failed, with the problem."""
+    for image in item.images:
+        result = results.get(image.figure_id)
+        if isinstance(result, Problem):
+            return image, result
+    return None
+
+
+@dataclass
 class Counts:
     read: int = 0
     figures_new: int = 0
@@ -91,17 +113,9 @@ class Counts:
     quarantined: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "read": self.read,
-            "figures_new": self.figures_new,
-            "captions_new": self.captions_new,
-            "qas_new": self.qas_new,
-            "mcqs_new": self.mcqs_new,
-            "mcqs_linked": self.mcqs_linked,
-            "quarantine_new": self.quarantine_new,
-            "figures_skipped_known": self.figures_skipped_known,
-            "quarantined": dict(sorted(self.quarantined.items())),
-        }
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["quarantined"] = dict(sorted(self.quarantined.items()))
+        return out
 
 
 # ---------------------------------------------------------------------- worker functions
@@ -304,31 +318,19 @@ class IngestRunner:
         results = {fid: future.result() for fid, future in batch.decodes.items()}
         self._check_cancel()
         now = utcnow()
-        figures, captions, qas, mcqs, quarantine = (
-            Columns("figures"),
-            Columns("captions"),
-            Columns("qas"),
-            Columns("mcqs"),
-            Columns("quarantine"),
-        )
+        rows = _BatchRows()
         added: set[str] = set()
         for item in batch.items:
             if isinstance(item, Reject):
-                self._quarantine(quarantine, item, now)
+                self._quarantine(rows.quarantine, item, now)
                 continue
             record = item.record
-            failed = next(
-                (
-                    (image, results[image.figure_id])
-                    for image in item.images
-                    if isinstance(results.get(image.figure_id), Problem)
-                ),
-                None,
-            )
+            failed = _failed_image(item, results)
             if failed is not None:
                 image, problem = failed
-                assert isinstance(problem, Problem)
-                self._quarantine(quarantine, _reject(record, problem, image.ref.ref_suffix), now)
+                self._quarantine(
+                    rows.quarantine, _reject(record, problem, image.ref.ref_suffix), now
+                )
                 continue
             meta_json = to_json(record.meta)
             for image in item.images:
@@ -341,40 +343,48 @@ class IngestRunner:
                 added.add(fid)
                 info = results[fid]
                 assert isinstance(info, ImageInfo)
-                figures.append(self._figure_row(record, image, info, meta_json, now))
+                rows.figures.append(self._figure_row(record, image, info, meta_json, now))
             figure_id = item.images[0].figure_id
             caption_id = ""
             if item.caption is not None:
                 caption_id = text_id(figure_id, item.caption)
-                captions.append(
-                    {
-                        "caption_id": caption_id,
-                        "figure_id": figure_id,
-                        "text": item.caption,
-                        "source": record.source,
-                        "source_ref": record.ref,
-                        "created_at": now,
-                        "run_id": self.run_id,
-                    }
-                )
-            qa_id = self._qa(qas, record, figure_id, caption_id, now)
+                rows.captions.append(self._caption_row(record, caption_id, figure_id, item, now))
+            qa_id = self._qa(rows.qas, record, figure_id, caption_id, now)
             if record.mcq is not None:
-                mcqs.append(self._mcq_row(record, item, caption_id, qa_id, now))
-        # Figures first: a caption, QA or MCQ never points at a figure that is not written.
-        if len(figures):
-            self.counts.figures_new += self.store.insert_new("figures", figures.to_arrow())
-        if len(captions):
-            self.counts.captions_new += self.store.insert_new("captions", captions.to_arrow())
-        if len(qas):
-            self.counts.qas_new += self.store.insert_new("qas", qas.to_arrow())
-        if len(mcqs):
-            new = self.store.insert_new("mcqs", mcqs.to_arrow())
-            self.counts.mcqs_new += new
-            if new < len(mcqs):
-                self._link_known(mcqs)
-        if len(quarantine):
-            self.counts.quarantine_new += self.store.insert_new("quarantine", quarantine.to_arrow())
+                rows.mcqs.append(self._mcq_row(record, item, caption_id, qa_id, now))
+        self._insert(rows)
         self.progress.advance(batch.size)
+
+    def _caption_row(
+        self, record: Record, caption_id: str, figure_id: str, item: _Prepared, now
+    ) -> dict:
+        return {
+            "caption_id": caption_id,
+            "figure_id": figure_id,
+            "text": item.caption,
+            "source": record.source,
+            "source_ref": record.ref,
+            "created_at": now,
+            "run_id": self.run_id,
+        }
+
+    def _insert(self, rows: _BatchRows) -> None:
+        """Write a batch's new rows, figures first: a caption, QA or MCQ never points at a
+        figure that is not written."""
+        if len(rows.figures):
+            self.counts.figures_new += self.store.insert_new("figures", rows.figures.to_arrow())
+        if len(rows.captions):
+            self.counts.captions_new += self.store.insert_new("captions", rows.captions.to_arrow())
+        if len(rows.qas):
+            self.counts.qas_new += self.store.insert_new("qas", rows.qas.to_arrow())
+        if len(rows.mcqs):
+            new = self.store.insert_new("mcqs", rows.mcqs.to_arrow())
+            self.counts.mcqs_new += new
+            if new < len(rows.mcqs):
+                self._link_known(rows.mcqs)
+        if len(rows.quarantine):
+            quarantined = self.store.insert_new("quarantine", rows.quarantine.to_arrow())
+            self.counts.quarantine_new += quarantined
 
     def _figure_row(
         self, record: Record, image: _Image, info: ImageInfo, meta_json: str, now
