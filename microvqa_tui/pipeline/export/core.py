@@ -202,13 +202,7 @@ def export_dataset(
         include_held_out=include_held_out,
         include_pending=include_pending,
     )
-    if not selection.mcqs:
-        raise ExportError(
-            "nothing to export: no MCQ is accepted or kept; left out: "
-            + (describe_excluded(selection.excluded) or "nothing (the store has no MCQ)"),
-            hint="review MCQs (`microvqa review accept …`), or pass --include-flagged / "
-            "--include-held-out / --include-pending",
-        )
+    _check_not_empty(selection)
     assignment, leakage = plan_splits(store, selection, fracs, seed)
     names = image_names(selection.figures)
     root = prepare_out_dir(
@@ -255,6 +249,16 @@ def export_dataset(
         )
         run.counts.update({f"excluded_{k}": v for k, v in report.excluded.items()})
         return report
+
+
+def _check_not_empty(selection: Selection) -> None:
+    if not selection.mcqs:
+        raise ExportError(
+            "nothing to export: no MCQ is accepted or kept; left out: "
+            + (describe_excluded(selection.excluded) or "nothing (the store has no MCQ)"),
+            hint="review MCQs (`microvqa review accept …`), or pass --include-flagged / "
+            "--include-held-out / --include-pending",
+        )
 
 
 @dataclass
