@@ -28,6 +28,7 @@ import re
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,9 @@ def signal_aucs(store, labels: dict[str, int]) -> dict[str, float]:
     return {name: round(float(roc_auc(y, s)), 4) for name, s in scores.items()}
 
 
-def run_pipeline(source: Path, settings) -> dict[str, float]:
-    """ingest → embed → signals → graph, as `microvqa ingest` / `run STEP` would; seconds."""
+def run_pipeline(source: Path, settings, *, graph_only: bool = False) -> dict[str, float]:
+    """ingest → embed → signals → graph, as `microvqa ingest` / `run STEP` would; seconds.
+    `graph_only`: the store already holds the rest (an earlier run with the same `--work`)."""
     from microvqa_tui.config import IngestSettings
     from microvqa_tui.ingest import ingest_source
     from microvqa_tui.pipeline.embed import run_embed
@@ -139,10 +141,14 @@ def run_pipeline(source: Path, settings) -> dict[str, float]:
 
     store = open_store(settings.store)
     timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    ingest_source(store, source, IngestSettings())
-    timings["ingest_s"] = round(time.perf_counter() - clock, 1)
-    for name, step in (("embed", run_embed), ("signals", run_signals), ("graph", run_graph)):
+    steps = [("embed", run_embed), ("signals", run_signals), ("graph", run_graph)]
+    if graph_only:
+        steps = [("graph", partial(run_graph, force=True))]
+    else:
+        clock = time.perf_counter()
+        ingest_source(store, source, IngestSettings())
+        timings["ingest_s"] = round(time.perf_counter() - clock, 1)
+    for name, step in steps:
         clock = time.perf_counter()
         step(store, settings)
         timings[f"{name}_s"] = round(time.perf_counter() - clock, 1)
@@ -187,7 +193,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     items = build_items(args.per_figure)
     planted = corrupt(items, args.planted, args.seed)
     source = work / "corrupted.parquet"
-    write_parquet(items, source, args.seed)
+    if not args.graph_only:
+        write_parquet(items, source, args.seed)
     families = ["text", "pixel"] + ([] if args.no_agent else ["agent"])
     settings = load_settings(
         store=work / "store",
@@ -195,7 +202,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         signals={"families": families, "agent_source": "caption"},
         graph={"seed": args.seed},
     )
-    timings = run_pipeline(source, settings)
+    timings = run_pipeline(source, settings, graph_only=args.graph_only)
     result = measure(open_store(settings.store), items, planted)
     return {
         **result,
@@ -212,8 +219,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-agent", action="store_true", help="skip the SmolLM2 agent signal")
     parser.add_argument("--work", type=Path, help="keep the store and file here")
+    parser.add_argument(
+        "--graph-only", action="store_true", help="rerun only the graph on the --work store"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.graph_only and not (args.work and (args.work / "store").exists()):
+        parser.error("--graph-only needs --work with the store of an earlier run")
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         result = run(args, args.work)

@@ -281,8 +281,9 @@ def test_similarity_thresholds_default_to_quantiles():
     weak = weak_labels(table)
     low, high = weak.thresholds["text_caption_qa"]
     assert low == pytest.approx(0.05) and high == pytest.approx(0.6)
-    # A similarity alone: very low -> negative; high -> one vote only -> abstain.
-    assert weak.label[0] == NEGATIVE and weak.label[100] == ABSTAIN
+    # A similarity alone: very low -> negative; high -> positive, as the store has no other
+    # signal that could give a second vote.
+    assert weak.label[0] == NEGATIVE and weak.label[100] == POSITIVE
 
 
 def test_label_model_ranks_every_qa_by_its_votes(data):

@@ -4,9 +4,10 @@ Each labelling function (LF) looks at one signal of one QA and votes +1 (consist
 (inconsistent) or 0 (abstain; also when the signal is unavailable). The votes combine into
 a noisy label:
 
-* positive: no negative vote, at least `min_positive_votes` positive votes, and every
-  available key signal agrees: entailment high, a QA similarity (text or CLIP) high, the
-  agents agree / support;
+* positive: no negative vote, at least `min_positive_votes` positive votes - or as many as
+  the store has LFs able to vote positive, if fewer (the pair-level LFs, or one whose signal
+  never reads high, cannot supply the second vote) - and every available key signal agrees:
+  entailment high, a QA similarity (text or CLIP) high, the agents agree / support;
 * negative: contradiction high, or two negative votes, or a negative vote and no positive
   (pair-level signals - CLIP image-caption cosine, the pixel-neighbour caption agreement -
   only vote negative, when very low);
@@ -36,6 +37,9 @@ POSITIVE, NEGATIVE, ABSTAIN = 1, 0, -1
 # Where a target came from.
 SOURCE_NONE, SOURCE_WEAK, SOURCE_SYNTHETIC, SOURCE_HUMAN = 0, 1, 2, 3
 
+# Conditionally independent LFs a naive-Bayes label model needs to be identifiable.
+MIN_EM_LFS = 3
+
 QA_SIMILARITIES = ("text_caption_qa", "clip_image_qa")
 # Pair-level signals: they only vote negative (very low), never positive on their own.
 # image_neighbour_caption_agreement is a centred agreement (pixel-descriptor neighbours +
@@ -53,6 +57,8 @@ class LFConfig:
     sim_high_quantile: float = 0.6
     sim_low_quantile: float = 0.05
     min_positive_votes: int = 2
+    # Fewer rule labels than this in a class: the run report warns the labels are too few.
+    min_class_labels: int = 5
     # name -> (very low, high): absolute similarity thresholds instead of the quantiles.
     sim_thresholds: dict[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -63,13 +69,31 @@ class WeakLabels:
     votes: dict[str, np.ndarray]  # LF name -> (N,) int8 in {-1, 0, +1}
     thresholds: dict[str, tuple[float, float]]  # similarity LF -> (very low, high) used
     posterior: np.ndarray | None = None  # (N,) P(consistent | votes), see `label_model`
+    min_class_labels: int = LFConfig.min_class_labels
 
     @property
     def coverage(self) -> float:
         return float((self.label != ABSTAIN).mean()) if len(self.label) else 0.0
 
-    def summary(self) -> dict[str, float | int]:
-        out: dict[str, float | int] = {
+    def warnings(self) -> list[str]:
+        """Why these labels are a poor teacher (no signal, one class only, too few)."""
+        if not self.votes:
+            return ["no signal available: the graph learns from its synthetic negatives only"]
+        positive = int((self.label == POSITIVE).sum())
+        negative = int((self.label == NEGATIVE).sum())
+        one_way = [k for k, v in self.votes.items() if not ((v > 0).any() and (v < 0).any())]
+        out = []
+        if positive == 0 or negative == 0:
+            missing = "consistent" if positive == 0 else "inconsistent"
+            out.append(f"weak labels one-sided: no QA labelled {missing}")
+        elif min(positive, negative) < self.min_class_labels:
+            out.append(f"too few weak labels: {positive} consistent, {negative} inconsistent")
+        if out and one_way:
+            out.append("signals voting one way only: " + ", ".join(one_way))
+        return out
+
+    def summary(self) -> dict[str, float | int | str]:
+        out: dict[str, float | int | str] = {
             "positive": int((self.label == POSITIVE).sum()),
             "negative": int((self.label == NEGATIVE).sum()),
             "abstain": int((self.label == ABSTAIN).sum()),
@@ -77,6 +101,8 @@ class WeakLabels:
         }
         for name, v in self.votes.items():
             out[f"lf_{name}_fires"] = int((v != 0).sum())
+        if warnings := self.warnings():
+            out["warning"] = "; ".join(warnings)
         return out
 
 
@@ -142,7 +168,9 @@ def weak_labels(signals: SignalTable, config: LFConfig | None = None) -> WeakLab
     n = len(signals)
     votes, thresholds = labelling_functions(signals, config)
     if not votes:
-        return WeakLabels(np.full(n, ABSTAIN, np.int8), votes, thresholds)
+        return WeakLabels(
+            np.full(n, ABSTAIN, np.int8), votes, thresholds, None, config.min_class_labels
+        )
     stack = np.stack(list(votes.values()), axis=1)
     pos = (stack > 0).sum(1)
     neg = (stack < 0).sum(1)
@@ -168,14 +196,28 @@ def weak_labels(signals: SignalTable, config: LFConfig | None = None) -> WeakLab
             agree &= ~available(s) | (votes[s] > 0)
 
     label = np.full(n, ABSTAIN, np.int8)
-    positive = (neg == 0) & (pos >= config.min_positive_votes) & agree
+    positive = (neg == 0) & (pos >= positive_votes_needed(votes, config)) & agree
     strong = votes["nli_contradict"] < 0 if "nli_contradict" in votes else np.zeros(n, bool)
     negative = strong | (neg >= 2) | ((neg >= 1) & (pos == 0))
     label[positive] = POSITIVE
     label[negative] = NEGATIVE
-    available = {name: signals.column(name)[1] for name in votes}  # type: ignore[index]
-    posterior = label_model(votes, available, label)
-    return WeakLabels(label, votes, thresholds, posterior)
+    masks = {name: signals.column(name)[1] for name in votes}  # type: ignore[index]
+    posterior = label_model(votes, masks, label)
+    return WeakLabels(label, votes, thresholds, posterior, config.min_class_labels)
+
+
+def positive_votes_needed(votes: dict[str, np.ndarray], config: LFConfig) -> int:
+    """`min_positive_votes`, capped at the number of LFs that vote positive somewhere in the
+    store, at least 1.
+
+    Without the cap, a store with one signal able to vote positive (say MiniLM text
+    similarity next to the negative-only pixel agreement) gets no positive label at all and
+    the model learns from a handful of negatives. The cap is per store, not per QA: a QA
+    missing some signals in a store that has them still needs the full count, so labels do
+    not get easier where signals are missing.
+    """
+    able = sum(bool((v > 0).any()) for v in votes.values())
+    return max(1, min(config.min_positive_votes, able))
 
 
 def label_model(
@@ -193,8 +235,16 @@ def label_model(
     distribution; an unavailable signal says nothing. The model learns how much each LF is
     worth (noisy agents less than NLI, say) instead of the all-must-agree rule, and ranks the
     QAs the rules abstain on.
+
+    Two guards keep it from drifting where the votes carry little information: a positive
+    vote never counts against consistency and a negative one never for it (an LF's polarity
+    is known, only its weight is learned); and with fewer than `MIN_EM_LFS` LFs the model is
+    not identifiable (EM slides towards calling every QA consistent), so it is fitted once to
+    the rule labels instead of iterated.
     """
     names = list(votes)
+    if len(names) < MIN_EM_LFS:
+        iterations = 1
     n = len(init)
     if not names or n == 0:
         return np.full(n, 0.5)
@@ -209,6 +259,8 @@ def label_model(
         log_ratio = np.log(pos / pos.sum(1, keepdims=True)) - np.log(
             neg / neg.sum(1, keepdims=True)
         )
+        log_ratio[:, 0] = np.minimum(log_ratio[:, 0], 0.0)  # a -1 vote
+        log_ratio[:, 2] = np.maximum(log_ratio[:, 2], 0.0)  # a +1 vote
         logit = np.log(prior / (1 - prior)) + np.einsum("nlk,lk->n", onehot, log_ratio)
         new = 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
         done = np.abs(new - q).max() < 1e-4
