@@ -257,7 +257,10 @@ def _record(run: RunRecord, report: GraphReport, outcome: GraphOutcome) -> None:
         }
     )
     run.timings.update(report.timings)
+    # A poor teacher (one-sided or too few weak labels) is said where the user looks, not
+    # only in metrics.json: the scores are then mostly "real vs synthetic negative".
+    warnings = "".join(f"; warning: {w}" for w in outcome.weak.warnings())
     run.message = (
         f"kept {report.kept}/{report.qas} QAs (score >= {report.threshold:.3f}); "
-        f"weights and metrics in {report.run_dir}"
+        f"weights and metrics in {report.run_dir}{warnings}"
     )
