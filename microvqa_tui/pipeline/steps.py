@@ -56,6 +56,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.stage1:run_stage1",
         reads=("captions",),
         writes=("qas", "quarantine"),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "signals",
