@@ -361,9 +361,9 @@ def review_worker(seed: str, store_path: str) -> dict:
 
 def reader_worker(seconds: str, store_path: str) -> dict:
     """Read like the TUI does (first page of every view, stats) until `seconds` pass."""
-    from microvqa_tui.ui.query import VIEWS, fetch_page
-
+    from microvqa_tui.services.query import fetch_page
     from microvqa_tui.services.stats import store_stats
+    from microvqa_tui.services.views import VIEWS
     from store import open_store
 
     deadline = time.monotonic() + float(seconds)

@@ -40,10 +40,9 @@ CAPTION = (
 
 def stage_requests(seed: int) -> dict[str, LLMRequest]:
     """One request per stage schema, with the stage's own prompt template."""
-    from microvqa_tui.pipeline.signals.settings import SignalSettings
-    from microvqa_tui.pipeline.stage1.prompts import load_template
-    from microvqa_tui.pipeline.stage1.settings import Stage1Settings
-
+    from microvqa_tui.common.prompts import load_template
+    from microvqa_tui.config.signals import SignalSettings
+    from microvqa_tui.config.stage1 import Stage1Settings
     from microvqa_tui.pipeline.select.bloom import bloom_schema
     from microvqa_tui.pipeline.select.run import TEMPLATES
     from microvqa_tui.pipeline.signals.agent import VERDICT_SCHEMA

@@ -144,6 +144,7 @@ def _register_subcommands() -> None:
         "cli_models",
         "cli_dataset",
         "cli_spatial",
+        "cli_review",
     ):
         importlib.import_module(f"microvqa_tui.{module}")
 

@@ -309,6 +309,12 @@ def export(
     ] = "0.8,0.1,0.1",
     include_flagged: Annotated[bool, typer.Option("--include-flagged")] = False,
     include_held_out: Annotated[bool, typer.Option("--include-held-out")] = False,
+    include_pending: Annotated[
+        bool,
+        typer.Option(
+            "--include-pending", help="Also export MCQs not curated yet (pending, not rejected)."
+        ),
+    ] = False,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -321,6 +327,7 @@ def export(
 ) -> None:
     """Export accepted/kept MCQs in leakage-free splits, with a dataset card."""
     from microvqa_tui.pipeline.export import export_dataset
+    from microvqa_tui.pipeline.export.core import describe_excluded
 
     store = _open_store()
     with _progress(not as_json) as progress:
@@ -332,6 +339,7 @@ def export(
             seed=seed,
             include_flagged=include_flagged,
             include_held_out=include_held_out,
+            include_pending=include_pending,
             overwrite=overwrite,
             progress=progress,
         )
@@ -346,8 +354,13 @@ def export(
     leak = data["leakage"]
     console.print(
         f"leakage: cross-split groups {leak['cross_split_groups']}, articles {leak['cross_split_articles']}, "
-        f"figures {leak['cross_split_figures']}; excluded: "
-        + (", ".join(f"{k} {v}" for k, v in data["excluded"].items()) or "none")
+        f"figures {leak['cross_split_figures']}"
+    )
+    excluded = data["excluded"]
+    console.print(
+        f"left out {sum(excluded.values()):,} MCQs: {describe_excluded(excluded)}"
+        if excluded
+        else "left out: none"
     )
 
 

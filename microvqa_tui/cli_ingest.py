@@ -131,6 +131,7 @@ def _summary(report: IngestReport) -> list[object]:
     rows.columns[1].justify = "right"
     rows.add_row("figures", f"{report.figures_new:,}")
     rows.add_row("captions", f"{report.captions_new:,}")
+    rows.add_row("qas", f"{report.qas_new:,}")
     rows.add_row("mcqs", f"{report.mcqs_new:,}")
     rows.add_row("quarantine", f"{report.quarantine_new:,}")
     parts: list[object] = [head, rows]

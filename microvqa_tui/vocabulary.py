@@ -77,6 +77,7 @@ TASK_TYPES = (
     TASK_HYPOTHESIS_GENERATION,
     TASK_EXPERIMENT_PROPOSAL,
 )
+TASK_UNKNOWN = "unknown"  # an imported QA whose source names no task type
 
 # ------------------------------------------------------------------ Bloom levels
 # As MicroVQA reports them and as the classifier prompt (assets/prompts/bloom_classify.md)

@@ -70,9 +70,9 @@ class QA(LanceModel):
     caption_id: str = ""
     question: str
     answer: str
-    task_type: str  # one of TASK_TYPES (or the source's own label for imports)
-    evidence: str = ""  # the caption span the answer rests on
-    origin: str  # stage1 | imported
+    task_type: str  # one of TASK_TYPES (or the source's own label / TASK_UNKNOWN for imports)
+    evidence: str = ""  # the caption span the answer rests on; an import's CoT / rationale
+    origin: str  # stage1 | imported (an imported QA, or the QA behind an imported MCQ)
     model: str = ""
     prompt_version: str = ""
     status: str = STATUS_PENDING  # pending | kept | held_out
@@ -86,7 +86,7 @@ class MCQ(LanceModel):
     """A multiple-choice item in the MicroVQA++ layout (0-based `correct_index`)."""
 
     mcq_id: str
-    qa_id: str = ""
+    qa_id: str = ""  # the QA it was made from; an imported MCQ's own QA (its question + answer)
     figure_id: str  # the first image; `image_ids` lists all when there are several
     image_ids: list[str] = Field(default_factory=list)
     question: str

@@ -143,6 +143,18 @@ def write_caption_parquet(path: Path, n: int, start: int = 0) -> Path:
 
 
 CHOICES = ["alpha stain", "beta stain", "gamma stain", "delta stain"]
+MICROVQA_PP_TYPES = {  # the MicroVQA++ layout's columns
+    "image_name": pa.string(),
+    "image": IMAGE_STRUCT,
+    "question": pa.string(),
+    "choices": pa.list_(pa.string()),
+    "correct_index": pa.int64(),
+    "correct_answer": pa.string(),
+    "cot": pa.string(),
+    "task_str": pa.string(),
+    "image_caption": pa.string(),
+    "images_source": pa.string(),
+}
 
 
 def write_microvqa_pp(
@@ -198,19 +210,7 @@ def write_microvqa_pp(
         rows["images_source"].append("pmc")
     if answer == "none":
         rows.pop("correct_answer")
-    types = {
-        "image_name": pa.string(),
-        "image": IMAGE_STRUCT,
-        "question": pa.string(),
-        "choices": pa.list_(pa.string()),
-        "correct_index": pa.int64(),
-        "correct_answer": pa.string(),
-        "cot": pa.string(),
-        "task_str": pa.string(),
-        "image_caption": pa.string(),
-        "images_source": pa.string(),
-    }
-    return write_parquet(path, rows, types)
+    return write_parquet(path, rows, MICROVQA_PP_TYPES)
 
 
 def write_microvqa(path: Path, n: int, images_per_row: int = 2, seed: int = 5000) -> Path:

@@ -351,7 +351,7 @@ def test_bloom_llm_failure_uses_the_rule(store, settings):
     assert "rule fallback 2" in report.funnel[2]["note"]
 
 
-def test_imported_mcqs_are_checked_only_when_asked(store, settings):
+def test_imported_mcqs_are_checked_unless_turned_off(store, settings):
     from store.schema import utcnow
 
     store.insert_new(
@@ -372,12 +372,12 @@ def test_imported_mcqs_are_checked_only_when_asked(store, settings):
         ],
     )
     llm = ScriptedLLM(answer=wrong_letter_answerer)
-    report = run_select(store, with_select(settings, difficulty=False), llm=llm)
+    off = with_select(settings, difficulty=False, include_imported=False)
+    report = run_select(store, off, llm=llm)
     assert report.managed == 0 and llm.count() == 0
-    report = run_select(
-        store, with_select(settings, difficulty=False, include_imported=True), llm=llm
-    )
+    report = run_select(store, with_select(settings, difficulty=False), llm=llm)  # the default
     assert report.managed == 1 and report.kept == 1
+    assert next((r["check"], r["origin"]) for r in report.funnel) == ("reasoning", "imported")
 
 
 def test_funnel_counts_stage1_and_graph_from_the_store(store, settings):

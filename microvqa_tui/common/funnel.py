@@ -2,7 +2,8 @@
 held out, and why.
 
 The MCQ and selection steps store their rows in their run records (`counts_json["funnel"]`,
-a list of `{stage, check, entered, passed, held_out, reasons}`). Stage 1 and the graph filter
+a list of `{stage, check, entered, passed, held_out, reasons, origin}`); the graph and
+selection rows count generated and imported items apart (`origin`). Stage 1 and the graph filter
 are counted from the store itself (QAs by status, stage-1 quarantine by reason), so a resumed
 run still counts everything. `funnel_rows(store)` gathers the whole funnel, stage 1 to
 selection, for the CLI (`microvqa funnel`) and the TUI; `funnel_table` renders it with rich.
@@ -17,6 +18,12 @@ from typing import Any
 from microvqa_tui.vocabulary import ORIGIN_STAGE1, STAGE_STAGE1, STATUS_HELD_OUT
 
 FUNNEL_STEPS = ("mcq", "select")
+GENERATED, IMPORTED = "generated", "imported"  # origins as the funnel names them
+
+
+def origin_label(origin: str | None) -> str:
+    """`imported` for items ingested from an existing dataset, `generated` for the rest."""
+    return IMPORTED if origin == IMPORTED else GENERATED
 
 
 @dataclass
@@ -28,6 +35,7 @@ class FunnelRow:
     held_out: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # why held out, with counts
     note: str = ""
+    origin: str = ""  # generated | imported; "" when the row counts items of any origin
 
     def hold(self, reason: str, amount: int = 1) -> None:
         self.held_out += amount
@@ -36,6 +44,8 @@ class FunnelRow:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        if not self.origin:  # rows of one origin only (stage 1, stage 3) say nothing of it
+            del data["origin"]
         return data
 
     @classmethod
@@ -48,6 +58,7 @@ class FunnelRow:
             held_out=int(data.get("held_out", 0)),
             reasons={str(k): int(v) for k, v in (data.get("reasons") or {}).items()},
             note=str(data.get("note", "")),
+            origin=str(data.get("origin", "")),
         )
 
 
@@ -94,22 +105,27 @@ def lead_signal(reason: str) -> str:
     return "low score"
 
 
-def graph_row(store) -> FunnelRow | None:
-    """Stage 2: QAs the graph scored, kept and held out, by the signal that drove each down."""
-    scored = store.count("qas", "score IS NOT NULL")
-    if not scored:
-        return None
-    held = store.rows("qas", f"score IS NOT NULL AND status = '{STATUS_HELD_OUT}'", ["reason"])
-    row = FunnelRow("graph", "consistency", entered=scored, passed=scored - len(held))
-    for qa in held:
-        row.hold(lead_signal(qa["reason"]))
-    return row
+def graph_rows(store) -> list[FunnelRow]:
+    """Stage 2: QAs the graph scored, kept and held out, by the signal that drove each down;
+    one row per origin (generated QAs, imported ones)."""
+    scored = store.rows("qas", "score IS NOT NULL", ["origin", "status", "reason"])
+    rows: dict[str, FunnelRow] = {}
+    for qa in scored:
+        origin = origin_label(qa["origin"])
+        row = rows.setdefault(origin, FunnelRow("graph", "consistency", origin=origin))
+        row.entered += 1
+        if qa["status"] == STATUS_HELD_OUT:
+            row.hold(lead_signal(qa["reason"]))
+        else:
+            row.passed += 1
+    return [rows[o] for o in (GENERATED, IMPORTED) if o in rows]
 
 
 def funnel_rows(store, steps: tuple[str, ...] = FUNNEL_STEPS) -> list[FunnelRow]:
     """The whole funnel in pipeline order: stage 1 and the graph filter from the store, then
     the rows of the latest done run of each of `steps`."""
-    rows: list[FunnelRow] = [row for row in (stage1_row(store), graph_row(store)) if row]
+    first = stage1_row(store)
+    rows: list[FunnelRow] = ([first] if first else []) + graph_rows(store)
     for step in steps:
         run = latest_run(store, step)
         if run is None:
@@ -141,7 +157,7 @@ def funnel_table(rows: list[FunnelRow], title: str = "Selection funnel"):
         if row.note:
             reasons = f"{reasons}; {row.note}" if reasons else row.note
         table.add_row(
-            row.stage,
+            f"{row.stage} ({row.origin})" if row.origin else row.stage,
             row.check,
             f"{row.entered:,}",
             f"{row.passed:,}",

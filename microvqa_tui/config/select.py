@@ -84,9 +84,9 @@ class SelectSettings(BaseModel):
         0.5, gt=0, le=1, description="Share kept by the 'hardest' policy (lowest pass rates)."
     )
     include_imported: bool = Field(
-        False,
-        description="Also check MCQs imported from other datasets (by default only those "
-        "stage 3 generated).",
+        True,
+        description="Also check MCQs imported from other datasets (an audit); off: only those "
+        "stage 3 generated.",
     )
     # ---- model calls
     answer_max_tokens: int = Field(8, ge=2, description="Tokens of one answer (a letter).")

@@ -30,6 +30,7 @@ class IngestReport:
     read: int = 0
     figures_new: int = 0
     captions_new: int = 0
+    qas_new: int = 0
     mcqs_new: int = 0
     quarantine_new: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
@@ -55,7 +56,7 @@ def ingest_source(
     progress: ProgressReporter = NullProgress(),
     cancel: CancelToken | None = None,
 ) -> IngestReport:
-    """Ingest figure–caption pairs (and imported MCQs) from `path` into `store`.
+    """Ingest figure–caption pairs (and imported QAs and MCQs) from `path` into `store`.
 
     `kind` forces the source kind (folder, manifest, parquet, webdataset); by default it is
     detected from the path. Bad records are quarantined, never fatal; a source that cannot be
@@ -108,6 +109,7 @@ def _fill(report: IngestReport, runner: IngestRunner, clock: float) -> IngestRep
     report.read = counts.read
     report.figures_new = counts.figures_new
     report.captions_new = counts.captions_new
+    report.qas_new = counts.qas_new
     report.mcqs_new = counts.mcqs_new
     report.quarantine_new = counts.quarantine_new
     report.quarantined = dict(sorted(counts.quarantined.items()))

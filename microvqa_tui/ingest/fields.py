@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from microvqa_tui.ingest.records import QAInput
+from microvqa_tui.vocabulary import TASK_UNKNOWN
+
 # First key present wins. Everything a record does not map goes to Figure.meta_json.
 IMAGE_KEYS = ("image", "image_path", "img", "path", "file", "file_name", "filename")
 CAPTION_KEYS = ("caption", "image_caption", "figure_caption", "text")
@@ -13,6 +16,10 @@ ID_KEYS = ("id", "image_id", "figure_id", "image_name", "key_image", "uid", "key
 ARTICLE_KEYS = ("article_id", "pmcid", "pmc_id", "pmid", "accession_id", "doi")
 LICENSE_KEYS = ("license", "licence")
 ATTRIBUTION_KEYS = ("attribution", "citation", "credit")
+# An open QA: `question` + `answer` and no `choices` (a row with choices is an MCQ).
+QA_KEYS = ("question", "answer")
+TASK_KEYS = ("task_type", "task_str")
+EVIDENCE_KEYS = ("cot", "rationale", "evidence")
 
 
 class FieldTypeError(ValueError):
@@ -59,6 +66,25 @@ def common_fields(row: dict[str, Any], used: set[str]) -> CommonFields:
             setattr(result, attr, scalar_text(row[key], key))
             used.add(key)
     return result
+
+
+def qa_input(row: dict[str, Any], used: set[str]) -> QAInput | str | None:
+    """The row's open QA (None when it has no `question` + `answer`, or has `choices`), or
+    what is wrong with it; adds the keys it took to `used`."""
+    if "choices" in row or any(row.get(key) in (None, "") for key in QA_KEYS):
+        return None
+    try:
+        question, answer = (scalar_text(row[key], key).strip() for key in QA_KEYS)
+        task_key = first_key(row, TASK_KEYS)
+        task = scalar_text(row[task_key], task_key).strip() if task_key else ""
+        evidence_key = first_key(row, EVIDENCE_KEYS)
+        evidence = scalar_text(row[evidence_key], evidence_key) if evidence_key else ""
+    except FieldTypeError as exc:
+        return str(exc)
+    if not question or not answer:
+        return "question and answer must be non-empty strings"
+    used.update(k for k in (*QA_KEYS, task_key, evidence_key) if k)
+    return QAInput(question, answer, task or TASK_UNKNOWN, evidence.strip())
 
 
 def rest(row: dict[str, Any], used: set[str]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Reader for JSONL / CSV / TSV manifests: one row per figure, image paths relative to the file.
 
 Recognised keys (first present wins): image path `image`/`image_path`/`path`/`file`…,
-caption `caption`/`image_caption`/`text`, plus id, article_id, license, attribution; every
+caption `caption`/`image_caption`/`text`, plus id, article_id, license, attribution; a row
+with `question` and `answer` (no `choices`) also imports that QA (`fields.qa_input`); every
 other key (the sample's source, modality, panels, …) is kept in Figure.meta_json.
 Refs are `line N` (JSONL, 1-based file lines) and `row N` (CSV, 1-based data rows).
 """
@@ -24,6 +25,7 @@ from microvqa_tui.ingest.fields import (
     FieldTypeError,
     common_fields,
     first_key,
+    qa_input,
     rest,
 )
 from microvqa_tui.ingest.paths import resolve_under
@@ -191,12 +193,17 @@ class ManifestReader:
             fields = common_fields(row, used)
         except FieldTypeError as exc:
             return Reject(source, ref, reasons.MALFORMED_ROW, str(exc), payload)
+        qa = qa_input(row, used)
+        if isinstance(qa, str):
+            return Reject(source, ref, reasons.MALFORMED_ROW, qa, payload)
         return Record(
             kind=self.kind,
             source=source,
             ref=ref,
             images=[ImageRef(path=image_path, location=str(image_path))],
             caption=caption,
+            caption_required=qa is None,
+            qa=qa,
             original_id=fields.original_id,
             article_id=fields.article_id,
             license=fields.license,

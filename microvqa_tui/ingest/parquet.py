@@ -6,7 +6,8 @@ The image column is a Hugging Face image struct `{bytes, path}`, a list of them 
 MicroVQA++ (image_name, image, question, choices, correct_index, correct_answer, cot,
 task_str, image_caption, images_source) and the MicroVQA benchmark (key_question, key_image,
 images_list, question, choices, correct_index, correct_answer, task, task_str,
-image_caption). The index convention is decided per file before anything is written
+image_caption). A file with `question` and `answer` columns and no choices holds open QAs:
+each row imports one (task type from `task_type` / `task_str`). The index convention is decided per file before anything is written
 (see `mcq.decide_index_base`). Refs are `row N`, 0-based like the dataset's own index.
 """
 
@@ -26,8 +27,10 @@ from microvqa_tui.ingest import mcq, reasons
 from microvqa_tui.ingest.fields import (
     CAPTION_KEYS,
     IMAGE_KEYS,
+    QA_KEYS,
     FieldTypeError,
     common_fields,
+    qa_input,
     rest,
     scalar_text,
 )
@@ -57,6 +60,7 @@ class FileLayout:
     image_shape: str  # struct | list | binary | path
     caption_column: str | None
     has_mcq: bool
+    has_qa: bool = False  # question + answer columns, no choices: rows are imported QAs
     index_base: int = 0
     index_ambiguous: bool = False
     rows: int = 0
@@ -96,7 +100,8 @@ def detect_layout(path: Path, schema: pa.Schema) -> FileLayout:
         )
     caption_column = next((k for k in CAPTION_KEYS if k in names and k != image_column), None)
     has_mcq = all(k in names for k in MCQ_COLUMNS)
-    return FileLayout(image_column, image_shape, caption_column, has_mcq)
+    has_qa = not has_mcq and "choices" not in names and all(k in names for k in QA_KEYS)
+    return FileLayout(image_column, image_shape, caption_column, has_mcq, has_qa)
 
 
 def _rows(batch: pa.RecordBatch, layout: FileLayout) -> list[dict[str, Any]]:
@@ -152,10 +157,12 @@ class ParquetReader:
             pf = self._open(path)
             layout = detect_layout(path, pf.schema_arrow)
             layout.rows = pf.metadata.num_rows
-            if not layout.has_mcq and "question" in pf.schema_arrow.names:
+            if layout.has_qa:
+                self.log(f"{path.name}: question + answer columns: importing open QAs")
+            elif not layout.has_mcq and "question" in pf.schema_arrow.names:
                 self.log(
-                    f"{path.name}: has 'question' but not choices/correct_index; "
-                    "importing figures and captions only"
+                    f"{path.name}: has 'question' but neither 'answer' nor choices/"
+                    "correct_index; importing figures and captions only"
                 )
             if layout.has_mcq:
                 convention = mcq.decide_index_base(self._answer_rows(pf, path), str(path))
@@ -287,25 +294,30 @@ class ParquetReader:
         )
         if isinstance(images, Problem):
             return Reject(source, ref, images.reason, images.detail, payload)
-        item = None
+        item = qa = None
         if layout.has_mcq:
             item = self._mcq(layout, row, row_no)
             if isinstance(item, str):
                 return Reject(source, ref, reasons.MALFORMED_ROW, item, payload)
             used.update(MCQ_KEYS)
+        elif layout.has_qa:
+            qa = qa_input(row, used)
+            if isinstance(qa, str):
+                return Reject(source, ref, reasons.MALFORMED_ROW, qa, payload)
         return Record(
             kind=self.kind,
             source=source,
             ref=ref,
             images=images,
             caption=caption,
-            caption_required=item is None,
+            caption_required=item is None and qa is None,
             original_id=fields.original_id,
             article_id=fields.article_id,
             license=fields.license,
             attribution=fields.attribution,
             meta=rest(row, used),
             mcq=item,
+            qa=qa,
             payload=payload,
         )
 

@@ -57,21 +57,32 @@ class MCQInput:
 
 
 @dataclass(slots=True)
+class QAInput:
+    """An imported open question–answer pair (a row with `question` and `answer`, no choices)."""
+
+    question: str
+    answer: str
+    task_type: str
+    evidence: str = ""  # the source's rationale (CoT) when it gives one
+
+
+@dataclass(slots=True)
 class Record:
-    """One figure–caption pair (or one imported MCQ with its figures and caption)."""
+    """One figure–caption pair (or one imported QA / MCQ with its figures and caption)."""
 
     kind: str
     source: str  # the file or folder it came from (absolute)
     ref: str  # row number, tar member / key, relative file name
     images: list[ImageRef]
     caption: str | bytes | None  # bytes when read raw from a file: decoded during validation
-    caption_required: bool = True  # MCQ rows may come without a caption
+    caption_required: bool = True  # QA and MCQ rows may come without a caption
     original_id: str = ""
     article_id: str = ""
     license: str = ""
     attribution: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     mcq: MCQInput | None = None
+    qa: QAInput | None = None
     payload: str = ""  # excerpt of the raw input, shown when the record is quarantined
 
 

@@ -7,7 +7,7 @@ The main thread streams records from a reader and cuts them into batches. For ea
 2. figures already in the store are looked up (one query per batch; skipped when the run
    started on an empty table), so a resumed run does not decode them again;
 3. a decode pool fully decodes each new image once (Pillow releases the GIL);
-4. the batch's figures, captions, MCQs and quarantine rows are written with
+4. the batch's figures, captions, QAs, MCQs and quarantine rows are written with
    `Store.insert_new` (merge-insert on content-addressed ids), in that order.
 
 Step 4 of batch k runs while the decoders work on batches k+1 and k+2, so a few batches at
@@ -31,7 +31,7 @@ from microvqa_tui.config import IngestSettings
 from microvqa_tui.ingest import reasons
 from microvqa_tui.ingest.fields import to_json
 from microvqa_tui.ingest.paths import not_utf8, printable
-from microvqa_tui.ingest.records import ImageRef, Record, Reject, excerpt
+from microvqa_tui.ingest.records import ImageRef, QAInput, Record, Reject, excerpt
 from microvqa_tui.ingest.rows import Columns
 from microvqa_tui.ingest.validate import (
     ImageInfo,
@@ -42,7 +42,7 @@ from microvqa_tui.ingest.validate import (
     pillow_limits,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED
+from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED, TASK_UNKNOWN
 from store import Store
 from store.ids import ID_HEX_CHARS, text_id
 from store.queries import in_list
@@ -83,7 +83,9 @@ class Counts:
     read: int = 0
     figures_new: int = 0
     captions_new: int = 0
+    qas_new: int = 0
     mcqs_new: int = 0
+    mcqs_linked: int = 0  # known MCQs given their QA on a re-ingest
     quarantine_new: int = 0
     figures_skipped_known: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
@@ -93,7 +95,9 @@ class Counts:
             "read": self.read,
             "figures_new": self.figures_new,
             "captions_new": self.captions_new,
+            "qas_new": self.qas_new,
             "mcqs_new": self.mcqs_new,
+            "mcqs_linked": self.mcqs_linked,
             "quarantine_new": self.quarantine_new,
             "figures_skipped_known": self.figures_skipped_known,
             "quarantined": dict(sorted(self.quarantined.items())),
@@ -308,10 +312,10 @@ class IngestRunner:
         results = {fid: future.result() for fid, future in batch.decodes.items()}
         self._check_cancel()
         now = utcnow()
-        keep_bytes = self.settings.keep_image_bytes
-        figures, captions, mcqs, quarantine = (
+        figures, captions, qas, mcqs, quarantine = (
             Columns("figures"),
             Columns("captions"),
+            Columns("qas"),
             Columns("mcqs"),
             Columns("quarantine"),
         )
@@ -345,29 +349,7 @@ class IngestRunner:
                 added.add(fid)
                 info = results[fid]
                 assert isinstance(info, ImageInfo)
-                figures.append(
-                    {
-                        "figure_id": fid,
-                        "content_hash": image.sha256,
-                        "image_bytes": image.data if keep_bytes else None,
-                        "image_path": image.ref.location,
-                        "width": info.width,
-                        "height": info.height,
-                        "format": info.format,
-                        "mode": info.mode,
-                        "byte_size": len(image.data),
-                        "source_kind": record.kind,
-                        "source": record.source,
-                        "source_ref": record.ref + image.ref.ref_suffix,
-                        "original_id": image.ref.original_id or record.original_id,
-                        "article_id": record.article_id,
-                        "license": record.license,
-                        "attribution": record.attribution,
-                        "meta_json": meta_json,
-                        "ingested_at": now,
-                        "run_id": self.run_id,
-                    }
-                )
+                figures.append(self._figure_row(record, image, info, meta_json, now))
             figure_id = item.images[0].figure_id
             caption_id = ""
             if item.caption is not None:
@@ -383,46 +365,114 @@ class IngestRunner:
                         "run_id": self.run_id,
                     }
                 )
+            qa_id = self._qa(qas, record, figure_id, caption_id, now)
             if record.mcq is not None:
-                q = record.mcq
-                image_ids = [image.figure_id for image in item.images]
-                params = {"source": record.source, "source_ref": record.ref, **q.params}
-                if caption_id:
-                    params["caption_id"] = caption_id
-                mcqs.append(
-                    {
-                        "mcq_id": text_id(
-                            FAMILY_IMPORTED,
-                            *image_ids,
-                            q.question,
-                            *q.choices,
-                            str(q.correct_index),
-                        ),
-                        "figure_id": figure_id,
-                        "image_ids": image_ids,
-                        "question": q.question,
-                        "choices": q.choices,
-                        "correct_index": q.correct_index,
-                        "correct_answer": q.correct_answer,
-                        "cot": q.cot,
-                        "task_str": q.task_str,
-                        "family": FAMILY_IMPORTED,
-                        "origin": ORIGIN_IMPORTED,
-                        "params_json": to_json(params),
-                        "created_at": now,
-                        "run_id": self.run_id,
-                    }
-                )
-        # Figures first: a caption or MCQ never points at a figure that is not written.
+                mcqs.append(self._mcq_row(record, item, caption_id, qa_id, now))
+        # Figures first: a caption, QA or MCQ never points at a figure that is not written.
         if len(figures):
             self.counts.figures_new += self.store.insert_new("figures", figures.to_arrow())
         if len(captions):
             self.counts.captions_new += self.store.insert_new("captions", captions.to_arrow())
+        if len(qas):
+            self.counts.qas_new += self.store.insert_new("qas", qas.to_arrow())
         if len(mcqs):
-            self.counts.mcqs_new += self.store.insert_new("mcqs", mcqs.to_arrow())
+            new = self.store.insert_new("mcqs", mcqs.to_arrow())
+            self.counts.mcqs_new += new
+            if new < len(mcqs):
+                self._link_known(mcqs)
         if len(quarantine):
             self.counts.quarantine_new += self.store.insert_new("quarantine", quarantine.to_arrow())
         self.progress.advance(batch.size)
+
+    def _figure_row(
+        self, record: Record, image: _Image, info: ImageInfo, meta_json: str, now
+    ) -> dict[str, object]:
+        return {
+            "figure_id": image.figure_id,
+            "content_hash": image.sha256,
+            "image_bytes": image.data if self.settings.keep_image_bytes else None,
+            "image_path": image.ref.location,
+            "width": info.width,
+            "height": info.height,
+            "format": info.format,
+            "mode": info.mode,
+            "byte_size": len(image.data),
+            "source_kind": record.kind,
+            "source": record.source,
+            "source_ref": record.ref + image.ref.ref_suffix,
+            "original_id": image.ref.original_id or record.original_id,
+            "article_id": record.article_id,
+            "license": record.license,
+            "attribution": record.attribution,
+            "meta_json": meta_json,
+            "ingested_at": now,
+            "run_id": self.run_id,
+        }
+
+    def _qa(self, rows: Columns, record: Record, figure_id: str, caption_id: str, now) -> str:
+        """Append the record's QA (an imported QA, or the question + correct answer + CoT of
+        an imported MCQ, which the signals and the graph then judge); its id, or ""."""
+        if record.qa is not None:
+            qa = record.qa
+        elif record.mcq is not None:
+            q = record.mcq
+            qa = QAInput(q.question, q.correct_answer, q.task_str or TASK_UNKNOWN, q.cot)
+        else:
+            return ""
+        qa_id = text_id(figure_id, qa.question, qa.answer)
+        rows.append(
+            {
+                "qa_id": qa_id,
+                "figure_id": figure_id,
+                "caption_id": caption_id,
+                "question": qa.question,
+                "answer": qa.answer,
+                "task_type": qa.task_type,
+                "evidence": qa.evidence,
+                "origin": ORIGIN_IMPORTED,
+                "created_at": now,
+                "run_id": self.run_id,
+            }
+        )
+        return qa_id
+
+    def _mcq_row(
+        self, record: Record, item: _Prepared, caption_id: str, qa_id: str, now
+    ) -> dict[str, object]:
+        q = record.mcq
+        assert q is not None
+        image_ids = [image.figure_id for image in item.images]
+        params = {"source": record.source, "source_ref": record.ref, **q.params}
+        if caption_id:
+            params["caption_id"] = caption_id
+        return {
+            "mcq_id": text_id(
+                FAMILY_IMPORTED, *image_ids, q.question, *q.choices, str(q.correct_index)
+            ),
+            "qa_id": qa_id,
+            "figure_id": image_ids[0],
+            "image_ids": image_ids,
+            "question": q.question,
+            "choices": q.choices,
+            "correct_index": q.correct_index,
+            "correct_answer": q.correct_answer,
+            "cot": q.cot,
+            "task_str": q.task_str,
+            "family": FAMILY_IMPORTED,
+            "origin": ORIGIN_IMPORTED,
+            "params_json": to_json(params),
+            "created_at": now,
+            "run_id": self.run_id,
+        }
+
+    def _link_known(self, mcqs: Columns) -> None:
+        """MCQs a version before QA import stored without their QA get its id now (re-ingest)."""
+        links = dict(zip(mcqs.data["mcq_id"], mcqs.data["qa_id"], strict=True))
+        where = f"{in_list('mcq_id', list(links))} AND qa_id = ''"
+        stale = self.store.rows("mcqs", where)
+        if stale:
+            self.store.upsert("mcqs", [{**row, "qa_id": links[row["mcq_id"]]} for row in stale])
+            self.counts.mcqs_linked += len(stale)
 
     def _quarantine(self, rows: Columns, reject: Reject, now) -> None:
         self.counts.quarantined[reject.reason] += 1

@@ -2,7 +2,8 @@
 
 A sample is the run of consecutive members sharing a key (the member path up to the first
 dot of its file name): `<key>.jpg|jpeg|png|tif|webp` plus `<key>.json` (caption and
-metadata: caption, pmcid/article_id, license, …) and/or `<key>.txt` (the caption).
+metadata: caption, pmcid/article_id, license, …; with `question` and `answer`, an imported
+QA) and/or `<key>.txt` (the caption).
 Members are only ever read into memory, never extracted; members with an absolute or `..`
 path, and links or devices, are quarantined as `unsafe_path` without reading them.
 """
@@ -19,7 +20,14 @@ from typing import Any
 
 from microvqa_tui.config import IngestSettings
 from microvqa_tui.ingest import reasons
-from microvqa_tui.ingest.fields import CAPTION_KEYS, FieldTypeError, common_fields, first_key, rest
+from microvqa_tui.ingest.fields import (
+    CAPTION_KEYS,
+    FieldTypeError,
+    common_fields,
+    first_key,
+    qa_input,
+    rest,
+)
 from microvqa_tui.ingest.records import KIND_WEBDATASET, ImageRef, Record, Reject, excerpt
 from microvqa_tui.ingest.validate import IMAGE_EXTENSIONS, caption_byte_limit
 
@@ -185,6 +193,36 @@ class WebDatasetReader:
             raise tarfile.ReadError(f"member {member.name!r} is truncated")
         return data
 
+    @staticmethod
+    def _json(source: str, sample: _Sample) -> tuple[dict[str, Any], Any] | Reject:
+        """The sample's JSON metadata without its caption, and the caption (None: none)."""
+        if sample.json_member is None:
+            return {}, None
+        name, raw = sample.json_member
+        try:
+            meta = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            return Reject(
+                source,
+                sample.key,
+                reasons.MALFORMED_ROW,
+                f"{name}: invalid JSON: {exc}",
+                excerpt(raw),
+            )
+        if not isinstance(meta, dict):
+            detail = f"{name}: expected a JSON object, got {type(meta).__name__}"
+            return Reject(source, sample.key, reasons.MALFORMED_ROW, detail, excerpt(raw))
+        caption: Any = None
+        key = first_key(meta, CAPTION_KEYS)
+        if key is not None:
+            caption = meta.pop(key)
+        else:
+            for k in CAPTION_KEYS:
+                if k in meta:
+                    meta.pop(k)
+                    caption = ""
+        return meta, caption
+
     def _emit(self, source: str, sample: _Sample) -> Iterator[Record | Reject]:
         if sample.problem is not None:
             yield sample.problem
@@ -199,38 +237,11 @@ class WebDatasetReader:
                     f"sample {sample.key!r} has a caption but no image member",
                 )
             return  # members of no interest (e.g. only .cls): nothing to say
-        meta: dict[str, Any] = {}
-        caption: Any = None
-        if sample.json_member is not None:
-            name, raw = sample.json_member
-            try:
-                meta = json.loads(raw.decode("utf-8-sig", errors="surrogateescape"))
-            except (json.JSONDecodeError, RecursionError) as exc:
-                yield Reject(
-                    source,
-                    sample.key,
-                    reasons.MALFORMED_ROW,
-                    f"{name}: invalid JSON: {exc}",
-                    excerpt(raw),
-                )
-                return
-            if not isinstance(meta, dict):
-                yield Reject(
-                    source,
-                    sample.key,
-                    reasons.MALFORMED_ROW,
-                    f"{name}: expected a JSON object, got {type(meta).__name__}",
-                    excerpt(raw),
-                )
-                return
-            key = first_key(meta, CAPTION_KEYS)
-            if key is not None:
-                caption = meta.pop(key)
-            else:
-                for k in CAPTION_KEYS:
-                    if k in meta:
-                        meta.pop(k)
-                        caption = ""
+        parsed = self._json(source, sample)
+        if isinstance(parsed, Reject):
+            yield parsed
+            return
+        meta, caption = parsed
         if (caption is None or caption == "") and sample.txt_member is not None:
             caption = sample.txt_member[1]
         used: set[str] = set()
@@ -238,6 +249,10 @@ class WebDatasetReader:
             fields = common_fields(meta, used)
         except FieldTypeError as exc:
             yield Reject(source, sample.key, reasons.MALFORMED_ROW, str(exc))
+            return
+        qa = qa_input(meta, used)
+        if isinstance(qa, str):
+            yield Reject(source, sample.key, reasons.MALFORMED_ROW, qa)
             return
         member_name, data = sample.images[0]
         yield Record(
@@ -252,6 +267,8 @@ class WebDatasetReader:
                 )
             ],
             caption=caption,
+            caption_required=qa is None,
+            qa=qa,
             original_id=fields.original_id or sample.key,
             article_id=fields.article_id,
             license=fields.license,

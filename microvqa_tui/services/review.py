@@ -223,12 +223,14 @@ class Reviewer:
         tags: dict[str, str] | None = None,
         progress: ProgressReporter | None = None,
         cancel: CancelToken | None = None,
+        dry_run: bool = False,
     ) -> BulkResult:
         """Accept or reject every item matching `where` (a LanceDB filter) or listed in `ids`.
 
         Items already in the requested state are skipped (no decision). All decisions share
         one batch id, so `undo` reverts the whole bulk action at once. Cancellation is only
-        honoured before anything is written: a bulk action is all or nothing.
+        honoured before anything is written: a bulk action is all or nothing. `dry_run`
+        returns what would be decided (the records, unwritten) and writes nothing.
         """
         kind = item_kind(item_type)
         if action not in REVIEW_OF_ACTION:
@@ -256,6 +258,8 @@ class Reviewer:
             )
             for item_id, fields in changed
         ]
+        if dry_run:
+            return BulkResult("", action, len(changed), skipped, records)
         self._write(records)
         if kind.review_field:
             self._set(kind, [item_id for item_id, _ in changed], kind.review_field, target)
@@ -376,6 +380,35 @@ class Reviewer:
         if latest.batch:
             return [r for r in live if r.batch == latest.batch]
         return [latest]
+
+    def standing(self, item_type: str, ids: Iterable[str]) -> list[DecisionRecord]:
+        """This user's latest decision on each of `ids` that is not undone yet (what
+        `undo_items` would revert); items without one are left out."""
+        wanted = set(ids)
+        records = [
+            r
+            for r in self.history(user=self.user, item_type=item_type)
+            if r.changes.get(SOURCE_KEY) == SOURCE and r.item_id in wanted
+        ]
+        undone = {r.undoes for r in records if r.action == UNDO}
+        latest: dict[str, DecisionRecord] = {}
+        for record in records:  # oldest first: the last live one wins
+            if record.action != UNDO and record.decision_id not in undone:
+                latest[record.item_id] = record
+        return [latest[i] for i in sorted(latest)]
+
+    def undo_items(
+        self, item_type: str, ids: Iterable[str], note: str = "", *, dry_run: bool = False
+    ) -> list[DecisionRecord]:
+        """Revert this user's standing decision on each listed item (one decision per item,
+        even when it was part of a bulk action); the undos share one batch id. Returns the
+        decisions reverted (dry run: that would be) — empty when none of the items has one."""
+        item_kind(item_type)
+        targets = self.standing(item_type, ids)
+        if dry_run or not targets:
+            return targets
+        self._undo_records(targets, note)
+        return targets
 
     def undo(self, note: str = "") -> list[DecisionRecord]:
         """Revert this user's latest decision that is not undone yet (a whole bulk action at

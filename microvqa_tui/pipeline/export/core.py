@@ -64,6 +64,11 @@ class ExportReport:
         return asdict(self)
 
 
+def describe_excluded(excluded: dict[str, int]) -> str:
+    """`12 not curated (pending), 3 rejected`: how many MCQs were left out and why."""
+    return ", ".join(f"{n:,} {why}" for why, n in sorted(excluded.items(), key=lambda kv: -kv[1]))
+
+
 def image_names(figures: dict[str, dict[str, Any]]) -> dict[str, str]:
     """A unique, safe file name per figure: the source's own base name when free, else
     suffixed with the figure id. Deterministic (figures taken in id order)."""
@@ -182,6 +187,7 @@ def export_dataset(
     seed: int = 0,
     include_flagged: bool = False,
     include_held_out: bool = False,
+    include_pending: bool = False,
     overwrite: bool = False,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
@@ -191,12 +197,17 @@ def export_dataset(
     progress = progress or NullProgress()
     fracs = fractions if isinstance(fractions, dict) else parse_fractions(fractions)
     selection = select_mcqs(
-        store, include_flagged=include_flagged, include_held_out=include_held_out
+        store,
+        include_flagged=include_flagged,
+        include_held_out=include_held_out,
+        include_pending=include_pending,
     )
     if not selection.mcqs:
         raise ExportError(
-            "nothing to export: no MCQ is accepted or kept",
-            hint="review MCQs, or pass --include-flagged / --include-held-out",
+            "nothing to export: no MCQ is accepted or kept; left out: "
+            + (describe_excluded(selection.excluded) or "nothing (the store has no MCQ)"),
+            hint="review MCQs (`microvqa review accept …`), or pass --include-flagged / "
+            "--include-held-out / --include-pending",
         )
     assignment, leakage = plan_splits(store, selection, fracs, seed)
     names = image_names(selection.figures)
@@ -213,6 +224,7 @@ def export_dataset(
         "seed": seed,
         "include_flagged": include_flagged,
         "include_held_out": include_held_out,
+        "include_pending": include_pending,
     }
     with record_run(store, STEP, config=config) as run:
         report = ExportReport(

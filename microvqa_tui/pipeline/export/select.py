@@ -6,7 +6,8 @@ The rule:
 3. `status == kept` (and not rejected) → yes.
 4. `status == flagged` → only with `include_flagged`; `status == held_out` → only with
    `include_held_out` (neither rejected by a person).
-5. Anything else (pending and unreviewed) → no: not curated yet.
+5. Anything else (pending and unreviewed) → only with `include_pending`: not curated yet
+   (e.g. an imported set exported as it came, after the audit left it pending).
 6. Then duplicates: an MCQ is left out when any of its images is a rejected member of a
    resolved image group, or its caption (its QA's caption; without one, every caption of its
    figure) is a rejected member of a resolved caption group. (Question groups reject their
@@ -76,17 +77,24 @@ class Selection:
     rule: str = ""
 
 
-def selection_rule(include_flagged: bool, include_held_out: bool) -> str:
+def selection_rule(
+    include_flagged: bool, include_held_out: bool, include_pending: bool = False
+) -> str:
     parts = ["review = accepted, or status = kept and not rejected"]
     if include_flagged:
         parts.append("flagged (not rejected)")
     if include_held_out:
         parts.append("held out (not rejected)")
+    if include_pending:
+        parts.append("pending (not rejected)")
     return "; ".join(parts) + "; minus rejected near-duplicates"
 
 
 def is_selected(
-    row: dict[str, Any], include_flagged: bool, include_held_out: bool
+    row: dict[str, Any],
+    include_flagged: bool,
+    include_held_out: bool,
+    include_pending: bool = False,
 ) -> tuple[bool, str]:
     review, status = row.get("review"), row.get("status")
     if review == REVIEW_REJECTED:
@@ -97,17 +105,21 @@ def is_selected(
         return include_flagged, "flagged"
     if status == STATUS_HELD_OUT:
         return include_held_out, "held_out"
-    return False, f"not curated ({status or 'pending'})"
+    return include_pending, f"not curated ({status or 'pending'})"
 
 
 def select_mcqs(
-    store: Store, *, include_flagged: bool = False, include_held_out: bool = False
+    store: Store,
+    *,
+    include_flagged: bool = False,
+    include_held_out: bool = False,
+    include_pending: bool = False,
 ) -> Selection:
     excluded: Counter = Counter()
     rejected = rejected_members(store)
     chosen = []
     for row in read_rows(store, "mcqs", MCQ_COLUMNS):
-        ok, reason = is_selected(row, include_flagged, include_held_out)
+        ok, reason = is_selected(row, include_flagged, include_held_out, include_pending)
         if not ok:
             excluded[reason] += 1
             continue
@@ -134,9 +146,8 @@ def select_mcqs(
     if dropped:
         excluded["duplicate caption"] += len(dropped)
     kept.sort(key=lambda r: r["mcq_id"])
-    return Selection(
-        kept, figures, captions, excluded, selection_rule(include_flagged, include_held_out)
-    )
+    rule = selection_rule(include_flagged, include_held_out, include_pending)
+    return Selection(kept, figures, captions, excluded, rule)
 
 
 def _captions(

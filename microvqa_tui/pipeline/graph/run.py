@@ -7,7 +7,8 @@ signals, which are then also given to the caption's QAs), every `emb_<space>` ta
 named `<family>_image|_caption|_qa` belongs to that node type; another is matched by its
 ids) and, unless `human_labels` is given, the human accept/reject decisions (QA decisions,
 then the review of the QA's MCQs). Writes each QA's `status` (kept / held_out), `score` and
-`reason`, the graph's edges (`edges`, this run's id), the run record, and the model weights +
+`reason` (and each unreviewed imported MCQ takes its QA's verdict, see `mcq_verdict`), the
+graph's edges (`edges`, this run's id), the run record, and the model weights +
 metrics under the run folder. Nothing is deleted.
 """
 
@@ -34,6 +35,7 @@ from microvqa_tui.pipeline.graph.inputs import (
     SignalTable,
     fingerprint,
 )
+from microvqa_tui.pipeline.graph.mcq_verdict import apply_to_imported_mcqs, no_qas_message
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
     ACTION_ACCEPT,
@@ -59,6 +61,7 @@ class GraphReport:
     threshold: float = 0.0
     human_labels: int = 0
     synthetic_negatives: int = 0
+    imported_mcqs: dict[str, int] = field(default_factory=dict)  # their QA's verdict
     edges_written: int = 0
     signals: list[str] = field(default_factory=list)
     embedding_spaces: list[str] = field(default_factory=list)
@@ -116,10 +119,8 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
     """The graph's inputs from the store, and what was found (spaces, signal models)."""
     qas = _read(store, "qas", ["qa_id", "figure_id", "caption_id"])
     if qas.num_rows == 0:
-        raise PipelineError(
-            "no QAs in the store to build the graph from",
-            hint="run stage 1 (QA generation) or import QAs first",
-        )
+        message, hint = no_qas_message(store)
+        raise PipelineError(message, hint=hint)
     # Node order decides the seeded draws (negatives, split): it must not depend on the order
     # the store returns rows in, which a write (ours included) may change.
     qas = qas.sort_by("qa_id")
@@ -535,6 +536,7 @@ def run_graph(
         clock = time.perf_counter()
         progress.start("graph: writing", None)
         _write_qas(store, inputs, outcome.scores, outcome.filtered.keep, outcome.filtered.reasons)
+        report.imported_mcqs = apply_to_imported_mcqs(store, run.run_id)
         if gs.write_edges:
             report.edges_written = _write_edges(store, run.run_id, inputs, outcome)
         report.timings["write_s"] = round(time.perf_counter() - clock, 3)
@@ -557,6 +559,7 @@ def run_graph(
                 "held_out": report.held_out,
                 "human_labels": report.human_labels,
                 "synthetic_negatives": report.synthetic_negatives,
+                "imported_mcqs": report.imported_mcqs,
                 "edges": report.edges_written,
                 "metrics": {
                     k: v

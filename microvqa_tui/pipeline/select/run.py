@@ -11,7 +11,8 @@ only the policy is recomputed. Then the selection policy keeps or holds out the 
 items, and the funnel (every stage and check: entered, passed, held out, why) goes into the
 report and the run record, with the policy and its counts.
 
-Only MCQs no person has reviewed are touched.
+Only MCQs no person has reviewed are touched. Imported MCQs are checked too (unless
+`select.include_imported` is off), except those whose QA the graph held out.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from microvqa_tui.common.captions import caption_texts
-from microvqa_tui.common.funnel import FunnelRow, reason_code
+from microvqa_tui.common.funnel import GENERATED, IMPORTED, FunnelRow, origin_label, reason_code
 from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.sections import section
 from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.models import registry
 from microvqa_tui.models.client import LLMClient, LLMRequest, NoModel
+from microvqa_tui.pipeline.graph.mcq_verdict import graph_verdict, held_by_graph
 from microvqa_tui.pipeline.select.answering import pass_rate
 from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS, bloom_schema, combine, parse_llm
 from microvqa_tui.pipeline.select.difficulty import PolicyOutcome, apply_policy, tier
@@ -94,20 +96,27 @@ def select_version(cfg: SelectSettings, model: str, templates: dict) -> str:
     return digest.hexdigest()[:12]
 
 
-def managed_rows(store: Store, include_imported: bool = False) -> list[dict]:
-    """Unreviewed MCQs the step works on: pending ones, and those it decided before."""
+def managed_rows(store: Store, include_imported: bool = True) -> list[dict]:
+    """Unreviewed MCQs the step works on: pending ones, imported ones the graph kept, and
+    those it decided before; never one the graph held out (its QA is inconsistent)."""
     where = f"review = '{REVIEW_UNREVIEWED}'"
     if not include_imported:
         where += f" AND origin = '{STAGE3_ORIGIN}'"
     rows = store.rows("mcqs", where)
-    out = []
-    for row in rows:
-        if row["status"] == STATUS_PENDING or (
-            KEY in params_of(row) and not row["reason"].startswith("superseded")
-        ):
-            out.append(row)
+    out = [row for row in rows if _managed(row)]
     out.sort(key=lambda r: r["mcq_id"])
     return out
+
+
+def _managed(row: dict) -> bool:
+    if held_by_graph(row):
+        return False
+    params = params_of(row)
+    if KEY in params:
+        return not row["reason"].startswith("superseded")
+    return row["status"] == STATUS_PENDING or (
+        row["status"] == STATUS_KEPT and graph_verdict(row) == STATUS_KEPT
+    )
 
 
 # ---------------------------------------------------------------------------- one item
@@ -428,7 +437,29 @@ def fill_report(
     }
     report.tiers = dict(Counter(r["difficulty_tier"] or "unmeasured" for r in current))
     report.selection_policy = outcome.counts()
-    report.funnel = [row.as_dict() for row in funnel_from(current, results, outcome, cfg)]
+    report.funnel = [row.as_dict() for row in funnel_by_origin(current, results, outcome, cfg)]
+
+
+def funnel_by_origin(
+    rows: list[dict], results: list[dict], outcome: PolicyOutcome, cfg: SelectSettings
+) -> list[FunnelRow]:
+    """The select stage's funnel, generated and imported items counted apart."""
+    funnel: list[FunnelRow] = []
+    for origin in (GENERATED, IMPORTED):
+        pick = [i for i, row in enumerate(rows) if origin_label(row.get("origin")) == origin]
+        if not pick:
+            continue
+        ids = {rows[i]["mcq_id"] for i in pick}
+        part = PolicyOutcome(
+            outcome.policy,
+            [m for m in outcome.kept if m in ids],
+            {m: r for m, r in outcome.held_out.items() if m in ids},
+            outcome.fraction,
+        )
+        for row in funnel_from([rows[i] for i in pick], [results[i] for i in pick], part, cfg):
+            row.origin = origin
+            funnel.append(row)
+    return funnel
 
 
 def funnel_from(

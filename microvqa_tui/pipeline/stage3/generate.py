@@ -37,7 +37,13 @@ from microvqa_tui.pipeline.stage3.cot import (
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from microvqa_tui.vocabulary import FAMILY_CAPTION, STATUS_HELD_OUT, STATUS_KEPT, STATUS_PENDING
+from microvqa_tui.vocabulary import (
+    FAMILY_CAPTION,
+    ORIGIN_IMPORTED,
+    STATUS_HELD_OUT,
+    STATUS_KEPT,
+    STATUS_PENDING,
+)
 from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
 from store import Store, text_id
@@ -76,6 +82,12 @@ def select_qas(store: Store, cfg: MCQSettings) -> tuple[list[dict], str, str]:
         statuses = [STATUS_KEPT, STATUS_PENDING]
         note = "pending (unfiltered) QAs were used along with the kept ones (mcq.qa_source)"
     qas = store.rows("qas", in_list("status", statuses), QA_COLUMNS)
+    # The QA of an imported MCQ is there to judge that MCQ: it needs no second one.
+    behind = {
+        r["qa_id"]
+        for r in store.rows("mcqs", f"origin = {quote(ORIGIN_IMPORTED)} AND qa_id != ''", ["qa_id"])
+    }
+    qas = [q for q in qas if q["qa_id"] not in behind]
     qas.sort(key=lambda r: r["qa_id"])
     return qas, "+".join(statuses), note
 

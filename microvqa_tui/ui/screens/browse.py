@@ -1,7 +1,7 @@
 """Browse: a paginated, sortable table over MCQs, QAs or figures with filters, and a detail
 pane showing the figure, caption, QA, MCQ, signals, graph neighbours and hold-out reason.
 
-Every page is one LanceDB query (filter + projection + offset/limit, see `ui.query`), run in
+Every page is one LanceDB query (filter + projection + offset/limit, see `services.query`), run in
 an exclusive worker, so paging a 100k-row table costs a page, and the UI never waits on it.
 """
 

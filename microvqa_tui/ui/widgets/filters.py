@@ -2,7 +2,7 @@
 level, difficulty tier, a score range on a chosen column, and a text search.
 
 It only collects values: `current()` returns a `Filter` and `Changed` is posted when any field
-changes (Selects at once, Inputs on Enter). The SQL is built by `ui.query.build_where`.
+changes (Selects at once, Inputs on Enter). The SQL is built by `services.views.build_where`.
 """
 
 from __future__ import annotations
