@@ -65,6 +65,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.signals:run_signals",
         reads=("qas", "captions", "figures"),
         writes=("signals",),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "graph",
