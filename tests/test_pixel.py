@@ -148,7 +148,9 @@ def test_agreement_is_low_for_a_caption_of_another_modality(sample_store, minilm
 
 
 def test_agreement_is_deterministic(sample_store, minilm):  # noqa: F811
-    from microvqa_tui.pipeline.signals.run import _all_neighbour_agreements
+    from microvqa_tui.pipeline.signals.storeio import (
+        all_neighbour_agreements as _all_neighbour_agreements,
+    )
 
     store, _, captions, _, _ = sample_store
     stored = {

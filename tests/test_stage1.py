@@ -13,7 +13,7 @@ from microvqa_tui.common.prompts import (
 )
 from microvqa_tui.errors import Cancelled, ConfigError
 from microvqa_tui.pipeline.stage1 import Stage1Settings, checks, run_stage1
-from microvqa_tui.pipeline.stage1.run import build_messages, qa_schema
+from microvqa_tui.pipeline.stage1.calls import build_messages, qa_schema
 from microvqa_tui.progress import CancelToken, RecordingProgress
 from microvqa_tui.vocabulary import TASK_TYPES
 from tests.model_helpers import smollm  # noqa: F401  (session fixture)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from microvqa_tui.common.runs import record_run
+from microvqa_tui.engines import engine_for
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
@@ -61,6 +62,7 @@ class BatchStep(ABC, Generic[K, I, R]):
     # Dicts filled by `load` (e.g. role -> model): they arrive empty on a worker, which
     # fills them with its own `load`.
     worker_state: ClassVar[tuple[str, ...]] = ()
+    run_id: str = ""  # set by the runner before `pending` (for rows `write` stamps)
 
     # -------------------------------------------------------------- driver side
     @abstractmethod
@@ -90,6 +92,14 @@ class BatchStep(ABC, Generic[K, I, R]):
         out = report.to_dict()
         return {k: v for k, v in out.items() if k not in ("run_id", "seconds")}
 
+    def run_timings(self, report: Any) -> dict[str, float]:
+        """Timings of the step's own to record beside the runner's rate (default: none)."""
+        return {}
+
+    def summary(self, report: Any) -> str:
+        """A line for the progress log once the run ends ("" = none)."""
+        return ""
+
     # -------------------------------------------------------------- worker side
     @abstractmethod
     def load(self, settings: Any) -> None:
@@ -112,20 +122,22 @@ def run_batch_step(
     store: Any,
     settings: Any,
     *,
-    engine: Engine,
+    engine: Engine | None = None,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
 ) -> Any:
     """Run `step` on `engine`: pending keys in batches, results written as batches finish.
 
     Cancel stops feeding new batches; batches already finished are written, then the run is
-    recorded as cancelled and `Cancelled` is raised.
+    recorded as cancelled and `Cancelled` is raised. `engine` defaults to `settings.engine`'s.
     """
+    engine = engine or engine_for(settings)
     progress = progress or NullProgress()
     cancel = cancel or CancelToken()
     totals: Counter[str] = Counter()
     config = {**step.config(settings), "engine": engine.name}
     with record_run(store, step.name, config=config) as run:
+        step.run_id = run.run_id
         pending = step.pending(store, settings)
         run.models.update(pending.versions)
         for part, why in pending.unavailable.items():
@@ -145,9 +157,12 @@ def run_batch_step(
             report = step.report(run.run_id, pending, totals, seconds)
             run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))
+            run.timings.update(step.run_timings(report))
             stopped = sys.exc_info()[1]
             if isinstance(stopped, Cancelled):  # what was done, for the TUI's cancelled line
                 stopped.report = report  # type: ignore[attr-defined]
+    if line := step.summary(report):
+        progress.log(line)
     return report
 
 

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings, embed_settings
-from microvqa_tui.engines import engine_for
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.step import load_model, model_name, to_jsonable
@@ -368,7 +367,7 @@ def run_embed(
         EmbedStep(models),
         store,
         settings,
-        engine=engine or engine_for(settings),
+        engine=engine,
         progress=progress,
         cancel=cancel,
     )

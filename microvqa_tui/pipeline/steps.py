@@ -56,6 +56,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.stage1:run_stage1",
         reads=("captions",),
         writes=("qas", "quarantine"),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "signals",
@@ -64,6 +65,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.signals:run_signals",
         reads=("qas", "captions", "figures"),
         writes=("signals",),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "graph",

@@ -11,33 +11,45 @@ Resumable: an attempt is identified by (caption, task type, prompt_version); a c
 attempts already answered by a QA or a quarantine row of the current prompt_version are not
 made again. Batches of captions are written whole (quarantine rows first, then QAs), so a
 crash or a cancel loses at most the batch in flight.
+
+`Stage1Step` is a batch step (`pipeline.batchstep`), so it runs in process or on Ray actors:
+pending = the captions with attempts left, one key per figure (a figure never spans two
+batches, so the duplicate check sees the same questions on any engine); read = their texts
+and the figure's stored questions; process = the LLM calls and checks (`calls.py`), on a
+worker that loaded the client once; write = quarantine and QA rows (`insert_new`: idempotent).
 """
 
 from __future__ import annotations
 
-import json
-import time
-import zlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
-from microvqa_tui.common.prompts import PromptTemplate, load_template, task_parts
-from microvqa_tui.common.runs import record_run
+from microvqa_tui.common.prompts import load_template, task_parts
 from microvqa_tui.config.stage1 import Stage1Settings, stage1_settings
-from microvqa_tui.models.client import UNPARSABLE, JsonResult, LLMClient, LLMRequest, Sampling
+from microvqa_tui.engines.base import Engine
+from microvqa_tui.models.client import JsonResult, LLMClient
+from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.stage1 import checks
+from microvqa_tui.pipeline.stage1.calls import (
+    Attempt,
+    Caption,
+    check_attempt,
+    check_limits,
+    qa_row,
+    quarantine_row,
+    request_for,
+)
 from microvqa_tui.pipeline.step import batched, to_jsonable
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.progress import CancelToken, ProgressReporter
 from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_STAGE1 as STAGE
 from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
-from store.ids import text_id
 from store.queries import in_list, quote
 from store.schema import utcnow
-
-PAYLOAD_CHARS = 4000
 
 
 @dataclass
@@ -63,84 +75,11 @@ class Stage1Report:
         return to_jsonable(self)
 
 
-@dataclass
-class _Caption:
-    caption_id: str
-    figure_id: str
-    text: str
-
-
-@dataclass
-class _Attempt:
-    caption: _Caption
-    task_type: str
-    k: int
-
-
-def qa_schema(task_type: str, cfg: Stage1Settings, sentences: list[str] | None = None) -> dict:
-    """JSON schema of one QA; evidence first so the question and answer rest on it."""
-    text = {"type": "string", "minLength": 1, "maxLength": cfg.max_field_chars}
-    evidence: dict[str, Any] = dict(text)
-    if sentences:
-        evidence = {"type": "string", "enum": sentences}
-    return {
-        "type": "object",
-        "properties": {
-            "task_type": {"type": "string", "enum": [task_type]},
-            "evidence": evidence,
-            "question": dict(text),
-            "answer": dict(text),
-        },
-        "required": ["task_type", "evidence", "question", "answer"],
-        "additionalProperties": False,
-    }
-
-
-def attempt_source(task_type: str, prompt_version: str, k: int) -> str:
-    """The quarantine `source` of one attempt: `<task_type>@<prompt_version>#<k>`."""
-    return f"{task_type}@{prompt_version}#{k}"
-
-
-def call_seed(base: int, caption_id: str, task_type: str, k: int) -> int:
-    """A per-attempt seed: the same attempt samples the same way in any batch order."""
-    return (base + zlib.crc32(f"{caption_id}|{task_type}|{k}".encode())) % (2**31 - 1)
-
-
-def build_messages(
-    template: PromptTemplate, caption: str, task_type: str, cfg: Stage1Settings
-) -> tuple[list[dict[str, str]], list[str]]:
-    text = caption.strip()
-    if len(text) > cfg.max_caption_chars:
-        text = text[: cfg.max_caption_chars].rsplit(" ", 1)[0] + " …"
-    sentences = checks.split_sentences(text)
-    return template.messages(_values(template, text, task_type, sentences)), sentences
-
-
-def prompt_without_caption(template: PromptTemplate, task_type: str) -> str:
-    """The prompt's own wording for one task type (for the copies_prompt check)."""
-    messages = template.messages(_values(template, "", task_type, []))
-    return "\n".join(m["content"] for m in messages)
-
-
-def _values(
-    template: PromptTemplate, text: str, task_type: str, sentences: list[str]
-) -> dict[str, str]:
-    task = task_parts(template, task_type)
-    return {
-        "caption": text,
-        "task_type": task_type,
-        "task_title": task.title,
-        "task_instructions": task.instructions,
-        "task_example": task.example,
-        "sentences": "\n".join(f"{i + 1}. {s}" for i, s in enumerate(sentences)),
-    }
-
-
 # ----------------------------------------------------------------------------- store reads
-def _captions(store: Store) -> list[_Caption]:
+def _captions(store: Store) -> list[Caption]:
     rows = store.rows("captions", columns=["caption_id", "figure_id", "text"])
     rows.sort(key=lambda r: (r["figure_id"], r["caption_id"]))
-    return [_Caption(r["caption_id"], r["figure_id"], r["text"] or "") for r in rows]
+    return [Caption(r["caption_id"], r["figure_id"], r["text"] or "") for r in rows]
 
 
 def _attempts_made(store: Store, prompt_version: str) -> Counter[tuple[str, str]]:
@@ -177,6 +116,222 @@ def load_llm(settings: Any) -> LLMClient:
     return get_llm(settings)
 
 
+def _llm_id(settings: Any) -> tuple[str, LLMClient | None]:
+    """(model id, client or None): a server client is cheap (an HTTP client), so it is made
+    here; an in-process GGUF is only named (a Ray driver need not load it)."""
+    from microvqa_tui.models import registry
+
+    if registry.server_settings(settings) is not None:
+        client = load_llm(settings)
+        return client.model_id, client
+    return registry.stored_model_id("llm", settings), None
+
+
+@dataclass
+class _Figure:
+    """One work item: a figure's pending attempts (in caption, task, k order) and the
+    question keys already stored for it (the duplicate check's start)."""
+
+    figure_id: str
+    attempts: list[Attempt]
+    seen: list[str]
+
+
+Key = tuple[str, ...]  # the caption ids of one figure with attempts to make
+Result = dict[str, Any]  # one attempt: its QA row or its quarantine row, and its cost
+
+
+class Stage1Step(BatchStep[Key, _Figure, Result]):
+    """A key is a figure (its captions with pending attempts), so a figure never spans two
+    batches: the duplicate check sees the same questions on any engine, in any order."""
+
+    name = STAGE
+    reads = ("captions", "qas", "quarantine")
+    writes = ("qas", "quarantine")
+    # `todo` (caption id -> attempts) stays on the driver; `loaded` holds the LLM client
+    worker_state = ("loaded", "todo")
+
+    def __init__(self, llm: LLMClient | None = None) -> None:
+        self.loaded: dict[str, LLMClient] = {"llm": llm} if llm is not None else {}
+        self.todo: dict[str, list[tuple[str, int]]] = {}
+        self.cfg: Stage1Settings | None = None
+
+    def _settle(self, settings: Any) -> Stage1Settings:
+        """Settings, template, model id and prompt version (once, before the run row)."""
+        if self.cfg is not None:
+            return self.cfg
+        cfg = stage1_settings(settings)
+        self.template = load_template(cfg.prompt_file, cfg.prompt_dir)
+        for task_type in cfg.task_types:
+            task_parts(self.template, task_type)  # fail early on a missing task section
+        if "llm" in self.loaded:
+            self.model = self.loaded["llm"].model_id
+        else:
+            self.model, client = _llm_id(settings)
+            if client is not None:
+                self.loaded["llm"] = client
+        self.prompt_version = self.template.version(self.model)
+        self.limits = check_limits(cfg)
+        self.seed_base = int(getattr(getattr(settings, "models", None), "seed", 0) or 0)
+        self.cfg = cfg
+        return cfg
+
+    def config(self, settings: Any) -> dict[str, Any]:
+        cfg = self._settle(settings)
+        config = {**cfg.model_dump(mode="json"), "prompt_version": self.prompt_version}
+        return {**config, "prompt_file": str(self.template.path)}
+
+    def batch_size(self, settings: Any) -> int:
+        return self._settle(settings).batch_size
+
+    def pending(self, store: Any, settings: Any) -> Pending[Key]:
+        cfg = self._settle(settings)
+        captions = _captions(store)
+        made = _attempts_made(store, self.prompt_version)
+        todo: list[tuple[Caption, list[tuple[str, int]]]] = []
+        for caption in captions:
+            attempts = [
+                (task_type, k)
+                for task_type in cfg.task_types
+                for k in range(made[(caption.caption_id, task_type)], cfg.qas_per_task)
+            ]
+            if attempts:
+                todo.append((caption, attempts))
+        counts = {
+            "captions_total": len(captions),
+            "captions_done_before": len(captions) - len(todo),
+        }
+        todo = todo[: cfg.limit] if cfg.limit else todo
+        self.todo = {c.caption_id: attempts for c, attempts in todo}
+        keys = [
+            tuple(c.caption_id for c, _ in group)
+            for _, group in groupby(todo, key=lambda t: t[0].figure_id)
+        ]
+        versions = {"llm": self.model, "prompt_version": self.prompt_version}
+        return Pending(keys, versions, counts, description=f"stage 1 · {self.model}")
+
+    def read(self, store: Any, keys: Sequence[Key]) -> list[_Figure]:
+        ids = [caption_id for key in keys for caption_id in key]
+        rows = store.get_many("captions", ids, ["caption_id", "figure_id", "text"])
+        by_id = {
+            r["caption_id"]: Caption(r["caption_id"], r["figure_id"], r["text"] or "") for r in rows
+        }
+        seen = _figure_questions(store, [c.figure_id for c in by_id.values()])
+        items = []
+        for key in keys:
+            captions = [by_id[i] for i in key if i in by_id]
+            if captions:
+                attempts = [
+                    Attempt(c, task_type, k)
+                    for c in captions
+                    for task_type, k in self.todo[c.caption_id]
+                ]
+                figure_id = captions[0].figure_id
+                items.append(_Figure(figure_id, attempts, list(seen.get(figure_id, []))))
+        return items
+
+    def load(self, settings: Any) -> None:
+        from microvqa_tui.errors import PipelineError
+
+        self._settle(settings)
+        if "llm" not in self.loaded:
+            self.loaded["llm"] = load_llm(settings)
+        if self.loaded["llm"].model_id != self.model:
+            found = self.loaded["llm"].model_id
+            raise PipelineError(f"stage1 worker loaded LLM {found}, not {self.model}")
+
+    def process(self, items: Sequence[_Figure]) -> list[Result]:
+        """The batch's calls go to the client together; they are checked in order."""
+        assert self.cfg is not None
+        flat = [(item, attempt) for item in items for attempt in item.attempts]
+        requests = [request_for(self.template, a, self.cfg, self.seed_base) for _, a in flat]
+        results = self.loaded["llm"].ask_all(requests)
+        return [self._outcome(item, a, gen) for (item, a), gen in zip(flat, results, strict=True)]
+
+    def _outcome(self, item: _Figure, attempt: Attempt, gen: JsonResult) -> Result:
+        assert self.cfg is not None
+        outcome = check_attempt(
+            gen, self.template, attempt, self.cfg, self.limits, {item.figure_id: item.seen}
+        )
+        out: Result = {
+            "caption_id": attempt.caption.caption_id,
+            "task_type": attempt.task_type,
+            "tokens": gen.completion_tokens,
+            "seconds": gen.seconds,
+        }
+        if outcome.failure is not None:
+            out["reason"] = outcome.failure.reason
+            out["quarantine"] = quarantine_row(attempt, outcome, self.prompt_version, self.model)
+            return out
+        item.seen.append(checks.question_key(outcome.fields["question"]))
+        out["qa"] = qa_row(attempt, outcome.fields, self.model, self.prompt_version)
+        return out
+
+    def write(self, store: Any, results: Sequence[Result]) -> dict[str, int]:
+        """Quarantine rows first, then QAs (as the batch's calls were made)."""
+        stamp = {"created_at": utcnow(), "run_id": self.run_id}
+        held = [{**r["quarantine"], **stamp} for r in results if "quarantine" in r]
+        kept = [{**r["qa"], **stamp} for r in results if "qa" in r]
+        counts: Counter[str] = Counter()
+        counts["quarantined"] = store.insert_new("quarantine", held) if held else 0
+        counts["qas_written"] = store.insert_new("qas", kept) if kept else 0
+        counts["captions"] = len({r["caption_id"] for r in results})
+        for r in results:
+            counts["calls"] += 1
+            counts["calls." + r["task_type"]] += 1
+            counts[("qas." + r["task_type"]) if "qa" in r else ("failed." + r["reason"])] += 1
+            counts["tokens"] += r["tokens"]
+            counts["generation_s"] += r["seconds"]
+        return dict(counts)
+
+    def report(
+        self, run_id: str, pending: Pending[Key], counts: Counter[str], seconds: float
+    ) -> Stage1Report:
+        assert self.cfg is not None
+        types = [t for t in TASK_TYPES if t in self.cfg.task_types]
+        failures = Counter({k[7:]: v for k, v in counts.items() if k.startswith("failed.") and v})
+        kept = sum(counts["qas." + t] for t in types)
+        return Stage1Report(
+            run_id=run_id,
+            model=self.model,
+            prompt_version=self.prompt_version,
+            captions_total=pending.counts.get("captions_total", 0),
+            captions_done_before=pending.counts.get("captions_done_before", 0),
+            captions_processed=counts["captions"],
+            calls=counts["calls"],
+            qas_written=counts["qas_written"],
+            qas_by_task={t: counts["qas." + t] for t in types},
+            calls_by_task={t: counts["calls." + t] for t in types},
+            quarantined=counts["quarantined"],
+            failures_by_reason=dict(failures.most_common()),
+            survival=kept / counts["calls"] if counts["calls"] else 0.0,
+            tokens=counts["tokens"],
+            tokens_per_s=counts["tokens"] / counts["generation_s"]
+            if counts["generation_s"]
+            else 0.0,
+            seconds=seconds,
+        )
+
+    def run_counts(self, report: Stage1Report) -> dict[str, Any]:
+        names = ("captions_total", "captions_processed", "calls", "qas_written", "quarantined")
+        out: dict[str, Any] = {name: getattr(report, name) for name in names}
+        out.update(qas_by_task=report.qas_by_task, failures_by_reason=report.failures_by_reason)
+        return {**out, "tokens": report.tokens}
+
+    def run_timings(self, report: Stage1Report) -> dict[str, float]:
+        generation = report.tokens / report.tokens_per_s if report.tokens_per_s else 0.0
+        return {"generation_s": round(generation, 3), "tokens_per_s": round(report.tokens_per_s, 2)}
+
+    def summary(self, report: Stage1Report) -> str:
+        if not report.calls:
+            return "stage 1: every caption already has its QAs for this prompt version"
+        kept = sum(report.qas_by_task.values())
+        return (
+            f"stage 1: {kept} QAs kept of {report.calls} calls "
+            f"({report.survival:.0%}); {report.quarantined} quarantined"
+        )
+
+
 def run_stage1(
     store: Store,
     settings: Any,
@@ -184,215 +339,17 @@ def run_stage1(
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
     llm: LLMClient | None = None,
+    engine: Engine | None = None,
 ) -> Stage1Report:
-    """Generate QAs for every caption lacking them for the current prompt_version."""
-    progress = progress or NullProgress()
-    cancel = cancel or CancelToken()
-    cfg = stage1_settings(settings)
-    template = load_template(cfg.prompt_file, cfg.prompt_dir)
-    for task_type in cfg.task_types:
-        task_parts(template, task_type)  # fail early on a template missing a task section
-    llm = llm if llm is not None else load_llm(settings)
-    model = llm.model_id
-    prompt_version = template.version(model)
-    limits = checks.CheckLimits(
-        min_evidence_chars=cfg.min_evidence_chars,
-        min_question_words=cfg.min_question_words,
-        max_copy_overlap=cfg.max_copy_overlap,
-        max_copied_run=cfg.max_copied_run,
-        min_answer_chars=cfg.min_answer_chars,
-        duplicate_jaccard=cfg.duplicate_jaccard,
-        max_field_chars=cfg.max_field_chars,
-        bounded_fields=("question", "answer", "evidence")
-        if cfg.evidence == "span"
-        else ("question", "answer"),
+    """Generate QAs for every caption lacking them for the current prompt_version.
+
+    `llm` is an in-process client to use (default: the registry's, loaded per worker);
+    `engine` defaults to the one in `settings.engine`."""
+    return run_batch_step(
+        Stage1Step(llm),
+        store,
+        settings,
+        engine=engine,
+        progress=progress,
+        cancel=cancel,
     )
-    seed_base = int(getattr(getattr(settings, "models", None), "seed", 0) or 0)
-    report = Stage1Report(model=model, prompt_version=prompt_version)
-    config = {**cfg.model_dump(mode="json"), "prompt_version": prompt_version}
-    config["prompt_file"] = str(template.path)
-
-    with record_run(store, STAGE, config=config) as run:
-        report.run_id = run.run_id
-        run.models = {"llm": model, "prompt_version": prompt_version}
-        clock = time.perf_counter()
-        captions = _captions(store)
-        made = _attempts_made(store, prompt_version)
-        todo: list[list[_Attempt]] = []
-        for caption in captions:
-            attempts = [
-                _Attempt(caption, task_type, k)
-                for task_type in cfg.task_types
-                for k in range(made[(caption.caption_id, task_type)], cfg.qas_per_task)
-            ]
-            if attempts:
-                todo.append(attempts)
-        report.captions_total = len(captions)
-        report.captions_done_before = len(captions) - len(todo)
-        if cfg.limit:
-            todo = todo[: cfg.limit]
-        progress.start(f"stage 1 · {model}", len(todo))
-        if not todo:
-            progress.log("stage 1: every caption already has its QAs for this prompt version")
-        gen_seconds = 0.0
-        failures: Counter[str] = Counter()
-        by_task: Counter[str] = Counter()
-        calls_by_task: Counter[str] = Counter()
-
-        for batch in batched(todo, cfg.batch_size):
-            cancel.check()
-            seen = _figure_questions(store, [a[0].caption.figure_id for a in batch])
-            qa_rows: list[dict[str, Any]] = []
-            quarantine_rows: list[dict[str, Any]] = []
-            flat = [attempt for attempts in batch for attempt in attempts]
-            requests = [_request(template, a, cfg, seed_base) for a in flat]
-            results = llm.ask_all(requests, cancel=cancel)
-            for attempt, gen in zip(flat, results, strict=True):
-                outcome = _check(gen, template, attempt, cfg, limits, seen)
-                report.calls += 1
-                calls_by_task[attempt.task_type] += 1
-                report.tokens += gen.completion_tokens
-                gen_seconds += gen.seconds
-                now = utcnow()
-                if outcome.failure is not None:
-                    failures[outcome.failure.reason] += 1
-                    quarantine_rows.append(
-                        _quarantine_row(attempt, outcome, prompt_version, model, run.run_id, now)
-                    )
-                    continue
-                seen[attempt.caption.figure_id].append(
-                    checks.question_key(outcome.fields["question"])
-                )
-                by_task[attempt.task_type] += 1
-                qa_rows.append(
-                    _qa_row(attempt, outcome.fields, model, prompt_version, run.run_id, now)
-                )
-            if quarantine_rows:
-                report.quarantined += store.insert_new("quarantine", quarantine_rows)
-            if qa_rows:
-                report.qas_written += store.insert_new("qas", qa_rows)
-            report.captions_processed += len(batch)
-            progress.advance(len(batch))
-
-        report.qas_by_task = {t: by_task[t] for t in TASK_TYPES if t in cfg.task_types}
-        report.calls_by_task = {t: calls_by_task[t] for t in TASK_TYPES if t in cfg.task_types}
-        report.failures_by_reason = dict(failures.most_common())
-        report.survival = sum(by_task.values()) / report.calls if report.calls else 0.0
-        report.tokens_per_s = report.tokens / gen_seconds if gen_seconds else 0.0
-        report.seconds = time.perf_counter() - clock
-        run.counts = {
-            "captions_total": report.captions_total,
-            "captions_processed": report.captions_processed,
-            "calls": report.calls,
-            "qas_written": report.qas_written,
-            "quarantined": report.quarantined,
-            "qas_by_task": report.qas_by_task,
-            "failures_by_reason": report.failures_by_reason,
-            "tokens": report.tokens,
-        }
-        run.timings = {
-            "generation_s": round(gen_seconds, 3),
-            "tokens_per_s": round(report.tokens_per_s, 2),
-        }
-        progress.log(
-            f"stage 1: {sum(by_task.values())} QAs kept of {report.calls} calls "
-            f"({report.survival:.0%}); {report.quarantined} quarantined"
-        )
-    return report
-
-
-@dataclass
-class _Outcome:
-    generation: JsonResult
-    fields: dict[str, str]
-    failure: checks.Check | None
-    all_failures: list[checks.Check]
-
-
-def _request(
-    template: PromptTemplate,
-    attempt: _Attempt,
-    cfg: Stage1Settings,
-    seed_base: int,
-) -> LLMRequest:
-    messages, sentences = build_messages(template, attempt.caption.text, attempt.task_type, cfg)
-    schema = qa_schema(attempt.task_type, cfg, sentences if cfg.evidence == "sentence" else None)
-    seed = call_seed(seed_base, attempt.caption.caption_id, attempt.task_type, attempt.k)
-    sampling = Sampling(
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        seed=seed,
-        repeat_penalty=cfg.repeat_penalty,
-    )
-    return LLMRequest(messages, schema, sampling=sampling, purpose="qa")
-
-
-def _check(
-    gen: JsonResult,
-    template: PromptTemplate,
-    attempt: _Attempt,
-    cfg: Stage1Settings,
-    limits: checks.CheckLimits,
-    seen: dict[str, list[str]],
-) -> _Outcome:
-    if gen.error:
-        reason = checks.UNPARSABLE if gen.error == UNPARSABLE else checks.GENERATION_FAILED
-        failure = checks.Check(False, reason, gen.message)
-        return _Outcome(gen, {}, failure, [failure])
-    ok, fields = checks.check_schema(gen.value, attempt.task_type)
-    if not ok.keep:
-        return _Outcome(gen, fields, ok, [ok])
-    # a rambling answer cut by maxLength keeps its complete sentences (if it has one)
-    trimmed = checks.trim_truncated(fields["answer"], cfg.max_field_chars)
-    if trimmed:
-        fields["answer"] = trimmed
-    failed = checks.run_checks(
-        fields,
-        attempt.caption.text,
-        seen[attempt.caption.figure_id],
-        limits,
-        prompt_without_caption(template, attempt.task_type),
-    )
-    return _Outcome(gen, fields, failed[0] if failed else None, failed)
-
-
-def _qa_row(
-    attempt: _Attempt, fields: dict[str, str], model: str, prompt_version: str, run_id: str, now
-) -> dict[str, Any]:
-    return {
-        "qa_id": text_id(attempt.caption.figure_id, fields["question"], fields["answer"]),
-        "figure_id": attempt.caption.figure_id,
-        "caption_id": attempt.caption.caption_id,
-        "question": fields["question"],
-        "answer": fields["answer"],
-        "task_type": attempt.task_type,
-        "evidence": fields["evidence"],
-        "origin": ORIGIN,
-        "model": model,
-        "prompt_version": prompt_version,
-        "created_at": now,
-        "run_id": run_id,
-    }
-
-
-def _quarantine_row(
-    attempt: _Attempt, outcome: _Outcome, prompt_version: str, model: str, run_id: str, now
-) -> dict[str, Any]:
-    source = attempt_source(attempt.task_type, prompt_version, attempt.k)
-    failure = outcome.failure
-    assert failure is not None
-    detail = "; ".join(f"{c.reason}: {c.detail}" for c in outcome.all_failures)
-    payload = outcome.generation.raw
-    if not payload and outcome.generation.value is not None:
-        payload = json.dumps(outcome.generation.value, ensure_ascii=False, default=str)
-    return {
-        "quarantine_id": text_id(STAGE, source, attempt.caption.caption_id, failure.reason),
-        "stage": STAGE,
-        "source": source,
-        "ref": attempt.caption.caption_id,
-        "reason": failure.reason,
-        "detail": f"[{model}] {detail}"[:2000],
-        "payload": payload[:PAYLOAD_CHARS],
-        "created_at": now,
-        "run_id": run_id,
-    }

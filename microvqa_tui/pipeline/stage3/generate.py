@@ -35,6 +35,7 @@ from microvqa_tui.pipeline.stage3.cot import (
     with_final_answer,
 )
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
+from microvqa_tui.pipeline.stage3.resume import generation_row, pending_qas
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
@@ -262,40 +263,18 @@ def run_mcq(
     version = mcq_version(template, metered.name, cfg)
     report.model, report.prompt_version = metered.name, version
 
-    existing = store.rows(
-        "mcqs",
-        f"origin = {quote(ORIGIN)}",
-        ["mcq_id", "qa_id", "params_json", "choices", "correct_index", "review"],
+    skipped: Counter[str] = Counter()
+    todo, stale, position_history = pending_qas(store, cfg, qas, version, skipped)
+    report.skipped_existing, report.skipped_quarantined = (
+        skipped["existing"],
+        skipped["quarantined"],
     )
-    done: set[str] = set()
-    stale: dict[str, list[str]] = {}
-    position_history: list[int] = []
-    for row in existing:
-        params = json.loads(row["params_json"] or "{}")
-        current = params.get("prompt_version") == version
-        if current:
-            done.add(row["qa_id"])
-        elif row["review"] == "unreviewed":
-            stale.setdefault(row["qa_id"], []).append(row["mcq_id"])
-            continue  # superseded once regenerated: its position no longer counts
-        if len(row["choices"]) == cfg.n_choices:
-            position_history.append(row["correct_index"])
-    failed = failed_qas(store, version)
-    todo = []
-    for qa in qas:
-        if qa["qa_id"] in done:
-            report.skipped_existing += 1
-        elif qa["qa_id"] in failed and not cfg.retry_quarantined:
-            report.skipped_quarantined += 1
-        else:
-            todo.append(qa)
-    if cfg.limit is not None:
-        todo = todo[: cfg.limit]
     captions = caption_texts(store, todo, key="qa_id")
     balancer = PositionBalancer(cfg.n_choices, cfg.seed, position_history)
     generator = MCQGenerator(metered, cfg, template)
     attempt_row = FunnelRow(STAGE, "attempts", note="one row per model call; failed calls retried")
     final_reasons: Counter[str] = Counter()
+    tally = Tally(report, attempt_row, final_reasons, balancer, stale, version, metered.name, cfg)
 
     config = cfg.model_dump(mode="json")
     with record_run(store, STAGE, config=config) as record:
@@ -323,51 +302,78 @@ def run_mcq(
                     for index, qa in enumerate(batch):
                         if index not in outcomes:
                             cancel.check()  # cancelled: what was generated is written below
-                        outcome = outcomes[index]
-                        report.processed += 1
-                        report.attempts += outcome.attempts
-                        attempt_row.entered += outcome.attempts
-                        for failure in outcome.failures:
-                            attempt_row.hold(failure.reason)
-                            quarantine_rows.append(
-                                quarantine_row(qa, version, cfg, failure, record.run_id)
-                            )
-                        if outcome.draft is None:
-                            last = outcome.failures[-1]
-                            final_reasons[last.reason] += 1
-                            progress.log(
-                                f"QA {qa['qa_id'][:8]}: no usable MCQ after "
-                                f"{outcome.attempts} attempts ({last.reason}: {last.detail})"
-                            )
-                        else:
-                            attempt_row.passed += 1
-                            position = balancer.take()
-                            mcq_rows.append(
-                                mcq_row(qa, outcome, position, version, metered.name, cfg, record)
-                            )
-                            superseded.extend(stale.get(qa["qa_id"], []))
+                        rows = (mcq_rows, quarantine_rows, superseded)
+                        if line := record_outcome(tally, qa, outcomes[index], record, rows):
+                            progress.log(line)
                         progress.advance()
                 finally:
                     write_batch(store, mcq_rows, quarantine_rows, superseded, version)
                     report.generated += len(mcq_rows)
         finally:
-            report.held_out = sum(final_reasons.values())
-            report.failed_attempts = attempt_row.held_out
-            report.reasons = dict(final_reasons)
-            report.attempt_reasons = dict(attempt_row.reasons)
-            report.positions = {letter(i): n for i, n in enumerate(balancer.counts)}
-            meter = metered.meter.since(meter_start)
-            report.llm = meter.as_dict()
-            finish_report(report, meter, clock)
-            funnel = [generation_row(store, qas, version, report), attempt_row]
+            close_report(tally, metered.meter.since(meter_start), clock)
+            funnel = [generation_row(store, qas, version, report.qa_source), attempt_row]
             report.funnel = [row.as_dict() for row in funnel]
-            record.counts = {
-                key: value
-                for key, value in report.to_dict().items()
-                if key not in ("run_id", "model", "prompt_version", "note")
-            }
+            record.counts = run_counts(report)
             record.message = note
     return report
+
+
+@dataclass
+class Tally:
+    """What a run counts across its batches, and the state that spans them."""
+
+    report: MCQReport
+    attempt_row: FunnelRow
+    final_reasons: Counter[str]
+    balancer: PositionBalancer
+    stale: dict[str, list[str]]
+    version: str
+    model: str
+    cfg: MCQSettings
+
+
+def record_outcome(
+    t: Tally, qa: dict, outcome: Outcome, record: Any, rows: tuple[list, list, list]
+) -> str:
+    """Count one QA's outcome and add its rows to (MCQs, quarantine, superseded ids); the
+    log line of a QA held out ("" when it got its MCQ)."""
+    mcq_rows, quarantine_rows, superseded = rows
+    t.report.processed += 1
+    t.report.attempts += outcome.attempts
+    t.attempt_row.entered += outcome.attempts
+    for failure in outcome.failures:
+        t.attempt_row.hold(failure.reason)
+        quarantine_rows.append(quarantine_row(qa, t.version, t.cfg, failure, record.run_id))
+    if outcome.draft is None:
+        last = outcome.failures[-1]
+        t.final_reasons[last.reason] += 1
+        return (
+            f"QA {qa['qa_id'][:8]}: no usable MCQ after "
+            f"{outcome.attempts} attempts ({last.reason}: {last.detail})"
+        )
+    t.attempt_row.passed += 1
+    position = t.balancer.take()
+    mcq_rows.append(mcq_row(qa, outcome, position, t.version, t.model, t.cfg, record))
+    superseded.extend(t.stale.get(qa["qa_id"], []))
+    return ""
+
+
+def close_report(t: Tally, meter: Meter, clock: float) -> None:
+    """The run's totals into its report (the funnel is added from the store)."""
+    report = t.report
+    report.held_out = sum(t.final_reasons.values())
+    report.failed_attempts = t.attempt_row.held_out
+    report.reasons = dict(t.final_reasons)
+    report.attempt_reasons = dict(t.attempt_row.reasons)
+    report.positions = {letter(i): n for i, n in enumerate(t.balancer.counts)}
+    report.llm = meter.as_dict()
+    finish_report(report, meter, clock)
+
+
+def run_counts(report: MCQReport) -> dict[str, Any]:
+    """The run row's counts: the report less its names and note."""
+    names = ("run_id", "model", "prompt_version", "note")
+    return {key: value for key, value in report.to_dict().items() if key not in names}
 
 
 def generate_one(
@@ -384,39 +390,6 @@ def finish_report(report: MCQReport, meter: Meter, clock: float) -> None:
         report.mcqs_per_minute = round(report.generated * 60 / report.seconds, 3)
     if model_s > 0:
         report.tokens_per_second = round(meter.completion_tokens / model_s, 2)
-
-
-def failed_qas(store: Store, version: str) -> set[str]:
-    """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
-    rows = store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
-    return {r["source"] for r in rows if r["ref"].startswith(version + "#")}
-
-
-def generation_row(store: Store, qas: list[dict], version: str, report: MCQReport) -> FunnelRow:
-    """Per-QA outcome over every eligible QA, from the store (so a resumed run counts all)."""
-    eligible = {q["qa_id"] for q in qas}
-    with_mcq = {
-        r["qa_id"]
-        for r in store.rows("mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
-        if json.loads(r["params_json"] or "{}").get("prompt_version") == version
-    } & eligible
-    last: dict[str, tuple[int, str]] = {}
-    for row in store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]):
-        if row["source"] in eligible and row["ref"].startswith(version + "#"):
-            attempt = int(row["ref"].rsplit("#", 1)[1] or 0)
-            if attempt >= last.get(row["source"], (0, ""))[0]:
-                last[row["source"]] = (attempt, row["reason"])
-    row = FunnelRow(STAGE, "generation", passed=len(with_mcq))
-    for qa_id, (_, reason) in last.items():
-        if qa_id not in with_mcq:
-            row.hold(reason)
-    row.entered = row.passed + row.held_out
-    waiting = len(eligible) - row.entered
-    notes = [f"QAs from: {report.qa_source}"]
-    if waiting:
-        notes.append(f"{waiting} QAs not processed yet")
-    row.note = "; ".join(notes)
-    return row
 
 
 def quarantine_row(

@@ -1,0 +1,84 @@
+"""Where an MCQ run resumes: the QAs left to do for the current prompt/model version, the
+QAs quarantined for it, and the generation row of the funnel, read from the store."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from microvqa_tui.common.funnel import FunnelRow
+from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
+from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
+from store import Store
+from store.queries import quote
+
+
+def pending_qas(
+    store: Store, cfg: MCQSettings, qas: list[dict], version: str, skipped: Counter[str]
+) -> tuple[list[dict], dict[str, list[str]], list[int]]:
+    """(QAs to do, stale unreviewed MCQs per QA, answer positions of the MCQs that stay);
+    counts the QAs skipped into `skipped` (existing: done; quarantined: for this version)."""
+    existing = store.rows(
+        "mcqs",
+        f"origin = {quote(ORIGIN)}",
+        ["mcq_id", "qa_id", "params_json", "choices", "correct_index", "review"],
+    )
+    done: set[str] = set()
+    stale: dict[str, list[str]] = {}
+    position_history: list[int] = []
+    for row in existing:
+        params = json.loads(row["params_json"] or "{}")
+        current = params.get("prompt_version") == version
+        if current:
+            done.add(row["qa_id"])
+        elif row["review"] == "unreviewed":
+            stale.setdefault(row["qa_id"], []).append(row["mcq_id"])
+            continue  # superseded once regenerated: its position no longer counts
+        if len(row["choices"]) == cfg.n_choices:
+            position_history.append(row["correct_index"])
+    failed = failed_qas(store, version)
+    todo = []
+    for qa in qas:
+        if qa["qa_id"] in done:
+            skipped["existing"] += 1
+        elif qa["qa_id"] in failed and not cfg.retry_quarantined:
+            skipped["quarantined"] += 1
+        else:
+            todo.append(qa)
+    if cfg.limit is not None:
+        todo = todo[: cfg.limit]
+    return todo, stale, position_history
+
+
+def failed_qas(store: Store, version: str) -> set[str]:
+    """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
+    rows = store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
+    return {r["source"] for r in rows if r["ref"].startswith(version + "#")}
+
+
+def generation_row(store: Store, qas: list[dict], version: str, qa_source: str) -> FunnelRow:
+    """Per-QA outcome over every eligible QA, from the store (so a resumed run counts all)."""
+    eligible = {q["qa_id"] for q in qas}
+    with_mcq = {
+        r["qa_id"]
+        for r in store.rows("mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
+        if json.loads(r["params_json"] or "{}").get("prompt_version") == version
+    } & eligible
+    last: dict[str, tuple[int, str]] = {}
+    for row in store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]):
+        if row["source"] in eligible and row["ref"].startswith(version + "#"):
+            attempt = int(row["ref"].rsplit("#", 1)[1] or 0)
+            if attempt >= last.get(row["source"], (0, ""))[0]:
+                last[row["source"]] = (attempt, row["reason"])
+    row = FunnelRow(STAGE, "generation", passed=len(with_mcq))
+    for qa_id, (_, reason) in last.items():
+        if qa_id not in with_mcq:
+            row.hold(reason)
+    row.entered = row.passed + row.held_out
+    waiting = len(eligible) - row.entered
+    notes = [f"QAs from: {qa_source}"]
+    if waiting:
+        notes.append(f"{waiting} QAs not processed yet")
+    row.note = "; ".join(notes)
+    return row
