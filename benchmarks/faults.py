@@ -258,7 +258,9 @@ def concurrent_ingest_trial(c: Campaign, second: str, index: int) -> Trial:
     t.seconds = round(time.perf_counter() - clock, 2)
     if again.code != 0:
         t.problems.append(f"re-ingest exited {again.code}")
-    _check_step(c, t, store, folder / "export")
+    # Ids are content-addressed and the first writer wins, so which manifest line a figure's
+    # provenance names depends on which ingest got there first: not a loss, left out.
+    _check_step(c, t, store, folder / "export", ignore={"figures": ("source_ref",)})
     return t
 
 
