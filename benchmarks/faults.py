@@ -3,6 +3,7 @@ compare each outcome with an uninterrupted reference run.
 
     python benchmarks/faults.py               # the full campaign (34 trials planned)
     python benchmarks/faults.py --quick       # a handful of trials, no LLM steps
+    python benchmarks/faults.py --no-llm      # every trial kind over the steps without an LLM
     python benchmarks/faults.py --json        # one JSON object on stdout
 
 Everything runs through the CLI (`python -m microvqa_tui`, this tree first on PYTHONPATH)
@@ -447,6 +448,11 @@ def print_text(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a handful of trials, no LLM steps")
+    parser.add_argument(
+        "--no-llm",
+        action="store_true",
+        help="every trial kind, but only the steps without an LLM (fits a loaded CPU)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--kills", type=int, default=2, help="kill trials per step")
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="microvqa-faults-"))
-    steps = [s for s in CHAIN if not args.quick or s[0] in QUICK_STEPS]
+    steps = [s for s in CHAIN if not (args.quick or args.no_llm) or s[0] in QUICK_STEPS]
     c = Campaign(work, Cli(settings_env=dict(LLM_ENV)), random.Random(args.seed), steps)
     # The limit covers every caption: a re-run after a kill then ends where the reference did.
     c.cli.settings_env["MICROVQA_STAGE1__LIMIT"] = str(args.figures)
