@@ -71,3 +71,27 @@ def test_import_contracts_hold():
         [str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+# The size limits from ARCHITECTURE.md: a function reads in one screen, a module in one sitting.
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 500
+
+
+def _sources() -> list[Path]:
+    return sorted(p for root in ("microvqa_tui", "store") for p in (REPO / root).rglob("*.py"))
+
+
+def test_functions_and_modules_stay_small():
+    too_long: list[str] = []
+    for path in _sources():
+        source = path.read_text(encoding="utf-8")
+        rel = path.relative_to(REPO)
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{rel}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source, filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{rel}::{node.name}: {lines} lines")
+    assert not too_long, "over the size limits:\n" + "\n".join(too_long)
