@@ -50,6 +50,17 @@ def test_pipeline_screen(snap_compare, app_factory):
     assert compare(snap_compare, app_factory("pipeline"))
 
 
+def test_pipeline_engine_choice(snap_compare, app_factory):
+    """Ray chosen, the cursor on a step that can run there."""
+
+    async def choose_ray(pilot):
+        await settle(pilot)
+        await pilot.press("down", "e")
+        await settle(pilot)
+
+    assert snap_compare(app_factory("pipeline"), terminal_size=SIZE, run_before=choose_ray)
+
+
 def test_browse_screen_with_detail(snap_compare, app_factory):
     async def open_detail(pilot):
         await settle(pilot)

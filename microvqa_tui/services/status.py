@@ -29,6 +29,7 @@ class Stage:
     name: str
     title: str
     description: str
+    engines: tuple[str, ...] = ("local",)  # where it can run: the step spec's `engines`
 
 
 def stages() -> list[Stage]:
@@ -40,7 +41,7 @@ def stages() -> list[Stage]:
             "read figure–caption pairs (folder, JSONL/CSV, Parquet, WebDataset) into the store",
         )
     ]
-    result.extend(Stage(s.name, s.title, s.description) for s in STEPS)
+    result.extend(Stage(s.name, s.title, s.description, s.engines) for s in STEPS)
     return result
 
 

@@ -12,8 +12,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.markup import escape
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 
+from microvqa_tui.config import Settings
+from microvqa_tui.config.engine import engine_settings
 from microvqa_tui.errors import Cancelled, MicroVQAError
 from microvqa_tui.progress import CancelToken
 from microvqa_tui.services.status import (
@@ -27,6 +29,7 @@ from microvqa_tui.services.status import (
 from microvqa_tui.ui.messages import ProgressAdvanced, ProgressLog, ProgressStarted, TaskFinished
 from microvqa_tui.ui.screens.base import BaseScreen
 from microvqa_tui.ui.screens.modals import PathModal
+from microvqa_tui.ui.widgets.engine import EngineBar
 from microvqa_tui.ui.widgets.logpane import LogPane
 from microvqa_tui.ui.widgets.progress import TaskProgress, format_duration
 from microvqa_tui.ui.workers import UIProgress, run_blocking
@@ -75,12 +78,15 @@ class PipelineScreen(BaseScreen):
     HELP = (
         "The stages in order. Select one and press Enter (or s) to start it; a re-run resumes where the "
         "last run stopped. Ingest asks for a source path (default: the embedded sample). "
-        "Cancelling stops at the next batch boundary: what was written stays consistent."
+        "Cancelling stops at the next batch boundary: what was written stays consistent. "
+        "e switches the engine (local, or Ray actors at the Ray address; empty = a local Ray) "
+        "for the steps that can run on Ray; the others run locally."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "run_stage", "Start"),
         Binding("i", "ingest", "Ingest…"),
         Binding("c", "cancel", "Cancel"),
+        Binding("e", "cycle_engine", "Engine"),
         Binding("R", "resume", "Resume"),
         Binding("m", "doctor", "Check env"),
         Binding("r", "refresh", "Refresh"),
@@ -97,6 +103,7 @@ class PipelineScreen(BaseScreen):
         with Horizontal(id="pipeline-body"):
             with Vertical(id="pipeline-main"):
                 yield DataTable(id="stages", cursor_type="row", zebra_stripes=False)
+                yield EngineBar(engine_settings(self.mvqa.settings), id="engine-bar")
                 yield Static("", id="stage-info")
                 yield TaskProgress(id="pipeline-progress")
                 yield LogPane(id="pipeline-log")
@@ -184,7 +191,37 @@ class PipelineScreen(BaseScreen):
             lines.append(f"[$text-muted]last run:[/] {escape(status.message)}")
         if status.runs:
             lines.append(f"[$text-muted]{status.runs} run(s) recorded[/]")
+        lines.append(self._engine_line(status))
         info.update(Content.from_markup("\n".join(lines)))
+
+    def _engine_line(self, status: StageStatus) -> str:
+        engines = status.stage.engines
+        text = f"[$text-muted]runs on:[/] {escape(', '.join(engines))}"
+        kind = self.query_one(EngineBar).kind
+        if kind not in engines:
+            text += f" [$warning](no {escape(kind)} engine: runs locally)[/]"
+        return text
+
+    @on(Select.Changed, "#engine")
+    def _engine_changed(self) -> None:
+        self._show_stage_info()
+
+    def action_cycle_engine(self) -> None:
+        self.query_one(EngineBar).cycle()
+
+    def run_settings(self, name: str) -> tuple[Settings, str]:
+        """The settings of a run of `name` with the chosen engine, and where it runs (for the
+        log). A step without that engine (its `StepSpec.engines`) runs locally."""
+        from microvqa_tui.pipeline.steps import STEPS_BY_NAME, with_engine
+
+        bar, settings = self.query_one(EngineBar), self.mvqa.settings
+        spec = STEPS_BY_NAME.get(name)
+        if spec is None:  # ingest: no engine
+            return settings, "local"
+        kind = bar.kind if bar.kind in spec.engines else "local"
+        if kind == "local":
+            return with_engine(name, settings, kind, None), "local"
+        return with_engine(name, settings, kind, bar.address), bar.describe()
 
     # ------------------------------------------------------------------ environment
     def check_environment(self) -> None:
@@ -286,9 +323,11 @@ class PipelineScreen(BaseScreen):
         self.running = name
         self.cancel_token = token = CancelToken()
         progress = UIProgress(self, name)
-        store, settings = self.store, self.mvqa.settings
+        store = self.store
+        settings, where = self.run_settings(name)
         self.query_one(TaskProgress).start(f"{name}: starting…", None)
-        self.log_line(f"[b]{escape(name)}[/] started" + (f" on {escape(path)}" if path else ""))
+        place = path or (where if where != "local" else "")
+        self.log_line(f"[b]{escape(name)}[/] started" + (f" on {escape(place)}" if place else ""))
         if self.statuses:
             self._show_statuses((self.statuses, self.counts))
 
