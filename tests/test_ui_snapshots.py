@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import pytest_textual_snapshot
 
-from tests.ui_helpers import built_store_copy, make_app, settle
+from tests.ui_helpers import built_store_copy, fixed_clock, make_app, settle
 
 SIZE = (160, 48)
 
@@ -69,6 +69,24 @@ def test_browse_screen_with_detail(snap_compare, app_factory):
 
     app = app_factory("browse")
     assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)
+
+
+def test_browse_qa_rejected(snap_compare, app_factory):
+    """A QA rejected from Browse: the history in its detail, the note that the graph learns it."""
+    from microvqa_tui.services.review import Reviewer
+
+    app = app_factory("browse")
+
+    async def reject_a_qa(pilot):
+        await settle(pilot)
+        app._reviewer = Reviewer(app.store, "tester", clock=fixed_clock)  # a fixed decision time
+        app.screen.query_one("#f-view").value = "qas"
+        await settle(pilot)
+        app.screen.query_one("#browse-table").focus()
+        await pilot.press("enter", "r")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=reject_a_qa)
 
 
 def test_review_screen(snap_compare, app_factory):

@@ -102,7 +102,12 @@ def decision_history(
 def effective_labels(store: Store, item_type: str) -> dict[str, str]:
     """The standing human label of each item of a type (`accept` or `reject`), after undos:
     what a later step (the graph's human labels, the export) should use."""
-    records = decision_history(store, item_type=item_type)
+    return standing_labels(decision_history(store, item_type=item_type))
+
+
+def standing_labels(records: list[DecisionRecord]) -> dict[str, str]:
+    """Item id -> its latest accept/reject that is not undone, from `records` oldest first
+    (all of an item's decisions, undos included)."""
     undone = {r.undoes for r in records if r.action == ACTION_UNDO}
     labels: dict[str, str] = {}
     for record in records:

@@ -46,6 +46,16 @@ class Detail:
                 return row.get("reason") or "(no reason recorded)"
         return ""
 
+    @property
+    def qa_label(self) -> str | None:
+        """The reviewer's standing accept/reject of the QA (a label for the graph step)."""
+        from microvqa_tui.common.decisions import DecisionRecord, standing_labels  # store: lazy
+
+        if self.qa is None:
+            return None
+        records = [DecisionRecord.from_row(r) for r in self.decisions if r["item_type"] == "qa"]
+        return standing_labels(records).get(self.qa["qa_id"])
+
 
 FIGURE_COLUMNS = [
     "figure_id",
@@ -109,7 +119,16 @@ def load_detail(
         rows = store.page(
             "decisions",
             where=in_list("item_id", decision_ids),
-            columns=["item_type", "action", "user", "at", "note", "changes_json"],
+            columns=[
+                "decision_id",
+                "item_type",
+                "item_id",
+                "action",
+                "user",
+                "at",
+                "note",
+                "changes_json",
+            ],
             limit=100,
         )
         detail.decisions = sorted(rows, key=lambda r: r["at"])

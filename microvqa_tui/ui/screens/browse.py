@@ -1,6 +1,11 @@
 """Browse: a paginated, sortable table over MCQs, QAs or figures with filters, and a detail
 pane showing the figure, caption, QA, MCQ, signals, graph neighbours and hold-out reason.
 
+The reviewer can accept (a) or reject (r) the QA or MCQ under the cursor and undo (u), with
+the Review screen's keys and service (`services.review.Reviewer`, the append-only
+`decisions` table). A QA decision is a human label: the graph step learns from it on its next
+run (which retrains because its inputs changed) and the label wins over the score.
+
 Every page is one LanceDB query (filter + projection + offset/limit, see `services.query`), run in
 an exclusive worker, so paging a 100k-row table costs a page, and the UI never waits on it.
 """
@@ -22,11 +27,17 @@ from microvqa_tui.services.query import Page, fetch_page, task_options
 from microvqa_tui.services.views import VIEWS, Column, Filter, Sort
 from microvqa_tui.ui import page_cache
 from microvqa_tui.ui.screens.base import BaseScreen
-from microvqa_tui.ui.widgets.detail import DetailView
+from microvqa_tui.ui.widgets.detail import DetailView, undone_text
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.widgets.pagetable import PageColumn, PageTable
-from microvqa_tui.ui.workers import run_blocking
-from microvqa_tui.vocabulary import REVIEW_ACCEPTED, REVIEW_REJECTED, STATUS_HELD_OUT, bloom_label
+from microvqa_tui.ui.workers import SerialRunner, run_blocking
+from microvqa_tui.vocabulary import (
+    REVIEW_ACCEPTED,
+    REVIEW_OF_ACTION,
+    REVIEW_REJECTED,
+    STATUS_HELD_OUT,
+    bloom_label,
+)
 
 PAGE_SIZE = 50
 ITEM_TYPE = {"mcqs": "mcq", "qas": "qa", "figures": "figure"}
@@ -62,7 +73,9 @@ class BrowseScreen(BaseScreen):
     HELP = (
         "Page through MCQs, QAs or figures. Filters apply at once (search and ranges on Enter). "
         "s sorts by the column under the cursor (ascending, descending, off); Enter opens the "
-        "details of a row; v reviews the filtered MCQs one by one."
+        "details of a row; v reviews the filtered MCQs one by one. a accepts, r rejects the QA or "
+        "MCQ under the cursor, u undoes your last decision: a QA decision is a label the graph "
+        "step learns from on its next run (Pipeline: Stage 2)."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right_square_bracket", "next_page", "Next page"),
@@ -73,10 +86,13 @@ class BrowseScreen(BaseScreen):
         Binding("x", "clear_filters", "Clear"),
         Binding("d", "toggle_detail", "Detail"),
         Binding("v", "review_selection", "Review these"),
+        Binding("a", "decide('accept')", "Accept"),
+        Binding("r", "decide('reject')", "Reject"),
+        Binding("u", "undo", "Undo"),
         Binding("g", "first_page", "First", show=False),
         Binding("G", "last_page", "Last", show=False),
         Binding("escape", "close_detail", "Close", show=False),
-        Binding("r", "refresh", "Refresh"),
+        Binding("f5", "refresh", "Refresh"),
     ]
 
     def __init__(self) -> None:
@@ -91,6 +107,8 @@ class BrowseScreen(BaseScreen):
         self._columns_for: tuple[str, Sort | None] | None = None
         self._total_cache: tuple[str, Filter, int] | None = None
         self.pages_shown = 0  # for tests and the benchmark: bumps when a page is on screen
+        self.queue = SerialRunner(self, "browse-review")  # decisions in key order
+        self.decided = 0  # decisions (and undos) written so far, for tests
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="browse-body"):
@@ -354,3 +372,40 @@ class BrowseScreen(BaseScreen):
             self.notify("review works on MCQs: switch the table to MCQs (t)", severity="warning")
             return
         self.mvqa.open_review(self.filter, start=self.current_key())
+
+    # ------------------------------------------------------------------ decisions
+    def action_decide(self, action: str) -> None:
+        """Accept or reject the row under the cursor (a QA: a label for the graph step)."""
+        from microvqa_tui.services.review_items import ITEM_KINDS  # loads the store: lazily
+
+        item_type, key = ITEM_TYPE[self.view_name], self.current_key()
+        if item_type not in ITEM_KINDS:
+            self.notify("figures are not reviewed: switch to QAs or MCQs (t)", severity="warning")
+            return
+        if key is None:
+            self.notify("no row to decide on", severity="warning")
+            return
+        reviewer = self.mvqa.reviewer
+
+        def op() -> str:
+            reviewer.decide(item_type, key, action)
+            later = " · the graph learns it on its next run" if item_type == "qa" else ""
+            return f"{REVIEW_OF_ACTION[action]} {item_type} {key[:12]}{later} · u undoes"
+
+        self.queue.submit(op, self._decided, context=f"{action} {item_type} {key[:12]}")
+
+    def action_undo(self) -> None:
+        reviewer = self.mvqa.reviewer
+        self.queue.submit(lambda: undone_text(reviewer.undo()), self._decided, context="undo")
+
+    def _decided(self, message: str) -> None:
+        """After a decision: say so, re-read the page (an MCQ's review column) and the detail
+        (its review history); other screens re-read when shown next."""
+        self.decided += 1
+        self.mvqa.data_changed()
+        self.loaded_version = self.mvqa.data_version
+        self.notify(message, title="Review")
+        self.load_page()
+        key = self.current_key()
+        if self.detail_open and key is not None:
+            self.open_detail(key)

@@ -417,10 +417,13 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> list[tuple[str, int | fl
 
 
 def _summary(report: dict[str, Any]) -> str:
-    return ", ".join(
+    numbers = ", ".join(
         f"{name} {value:,}" if isinstance(value, int) else f"{name} {value:,.1f}"
         for name, value in _numbers(report)[:6]
     )
+    if report.get("up_to_date"):  # e.g. the graph: nothing new since its last run
+        return f"up to date, nothing retrained: {numbers}"
+    return numbers
 
 
 def _short_end(text: str, width: int) -> str:

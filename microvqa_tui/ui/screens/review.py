@@ -31,6 +31,7 @@ from microvqa_tui.ui.widgets.detail import (
     figure_line,
     mcq_markup,
     section,
+    undone_text,
 )
 from microvqa_tui.ui.widgets.filters import FilterBar
 from microvqa_tui.ui.workers import SerialRunner
@@ -267,13 +268,8 @@ class ReviewScreen(BaseScreen):
         def op() -> ReviewState:
             undone = reviewer.undo()
             mcqs = [u.item_id for u in undone if u.item_type == "mcq"]
-            what = (
-                f"{len(undone)} decisions"
-                if len(undone) > 1
-                else f"{undone[0].item_type} {undone[0].item_id[:12]}"
-            )
             target = mcqs[0] if len(mcqs) == 1 else self._cursor
-            return self._goto(target, message=f"undone: {what}")
+            return self._goto(target, message=undone_text(undone))
 
         self._submit(op, writes=True)
 

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from microvqa_tui.services.detail import Detail, decision_summary
 from microvqa_tui.vocabulary import (
     REVIEW_ACCEPTED,
+    REVIEW_OF_ACTION,
     REVIEW_REJECTED,
     STATUS_FLAGGED,
     STATUS_HELD_OUT,
@@ -154,6 +155,23 @@ def decision_lines(detail: Detail, limit: int = 8) -> str:
     return "\n".join(escape(decision_summary(r)) for r in detail.decisions[-limit:])
 
 
+def undone_text(undone: list[Any]) -> str:
+    """What an undo reverted (decision records), for the status line or a notification."""
+    if len(undone) > 1:
+        return f"undone: {len(undone)} decisions"
+    return f"undone: {undone[0].item_type} {undone[0].item_id[:12]}"
+
+
+def qa_label_markup(detail: Detail) -> str:
+    """The reviewer's standing label of the QA, on a line of its own ("" when none)."""
+    label = detail.qa_label
+    if label is None:
+        return ""
+    review = REVIEW_OF_ACTION[label]
+    style = "$success" if review == REVIEW_ACCEPTED else "$error"
+    return f"\n[$text-muted]reviewer label[/] [{style}]{review}[/] (the graph step learns from it)"
+
+
 def detail_markup(detail: Detail) -> str:
     """Everything but the image, as Textual markup."""
     parts = [section("Figure", figure_line(detail.figure))]
@@ -170,7 +188,7 @@ def detail_markup(detail: Detail) -> str:
                 f"[$text-muted]task[/] {escape(qa['task_type'])}  "
                 f"[$text-muted]graph score[/] [b]{fmt_float(qa.get('score'))}[/]  "
                 f"[$text-muted]status[/] {status_markup(qa.get('status', ''))}  "
-                f"[$text-muted]origin[/] {escape(qa.get('origin', ''))}",
+                f"[$text-muted]origin[/] {escape(qa.get('origin', ''))}" + qa_label_markup(detail),
             )
         )
     if detail.mcq:
