@@ -82,7 +82,11 @@ async def test_embed_started_on_ray_from_the_tui_writes_what_an_in_process_run_w
     tmp_path,
 ):
     """The real Ray path: no address, so the run starts a local Ray of 2 CPUs (2 actors),
-    with progress shown and the same vectors as an in-process run."""
+    with progress shown and the same vectors as an in-process run. As in `microvqa tui`
+    (pytest enables faulthandler, the app does not), faulthandler is off at the start."""
+    import faulthandler
+    import sys
+
     from store import open_store
 
     reference_path, path = tmp_path / "reference", tmp_path / "store"
@@ -91,6 +95,17 @@ async def test_embed_started_on_ray_from_the_tui_writes_what_an_in_process_run_w
     store = open_store(path)
     _fill(store, extra_captions=10)
     app = make_app(_settings(path), store)  # engine local by default, local_cpus=2
+    faulthandler.disable()
+    try:
+        await _embed_on_ray(app)
+    finally:
+        faulthandler.enable(file=sys.__stderr__)
+    _assert_same(_contents(open_store(reference_path)), _contents(open_store(path)))
+    runs = open_store(path).rows("runs", "step = 'embed'", columns=["status", "config_json"])
+    assert [r["status"] for r in runs] == ["done"] and '"engine": "ray"' in runs[0]["config_json"]
+
+
+async def _embed_on_ray(app) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("e")
@@ -103,6 +118,3 @@ async def test_embed_started_on_ray_from_the_tui_writes_what_an_in_process_run_w
         assert "embed started on ray (a local Ray on 2 CPUs)" in log
         assert "embed done" in log, log
         assert progress.done == progress.total == 16 + 3 + 6  # captions, QAs, figures
-    _assert_same(_contents(open_store(reference_path)), _contents(open_store(path)))
-    runs = open_store(path).rows("runs", "step = 'embed'", columns=["status", "config_json"])
-    assert [r["status"] for r in runs] == ["done"] and '"engine": "ray"' in runs[0]["config_json"]

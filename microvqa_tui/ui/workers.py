@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import sys
 import threading
 import time
 from collections import deque
@@ -182,6 +184,20 @@ class SerialRunner:
             except Exception as exc:  # a bug in a callback: report it, keep draining
                 with contextlib.suppress(RuntimeError):
                     app.call_from_thread(_report, app, exc, context=context)
+
+
+def fault_handler_on_the_terminal() -> None:
+    """Enable `faulthandler` on the real stderr unless it is on already.
+
+    While the app runs, Textual swaps `sys.stderr` for a capture without a file descriptor,
+    and a library that then enables `faulthandler` on `sys.stderr` raises (`ray.init` does:
+    "file.fileno() is not a valid file descriptor"). Called before a run on Ray; a crash report
+    belongs on the terminal anyway.
+    """
+    if faulthandler.is_enabled() or sys.__stderr__ is None:
+        return
+    with contextlib.suppress(RuntimeError, ValueError, OSError):
+        faulthandler.enable(file=sys.__stderr__)
 
 
 def _report(app: Any, error: BaseException, *, context: str = "") -> None:

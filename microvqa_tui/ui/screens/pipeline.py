@@ -32,7 +32,7 @@ from microvqa_tui.ui.screens.modals import PathModal
 from microvqa_tui.ui.widgets.engine import EngineBar
 from microvqa_tui.ui.widgets.logpane import LogPane
 from microvqa_tui.ui.widgets.progress import TaskProgress, format_duration
-from microvqa_tui.ui.workers import UIProgress, run_blocking
+from microvqa_tui.ui.workers import UIProgress, fault_handler_on_the_terminal, run_blocking
 
 STATUS_STYLE = {
     "done": "$success",
@@ -325,6 +325,8 @@ class PipelineScreen(BaseScreen):
         progress = UIProgress(self, name)
         store = self.store
         settings, where = self.run_settings(name)
+        if where != "local":
+            fault_handler_on_the_terminal()  # else ray.init fails under Textual's stderr
         self.query_one(TaskProgress).start(f"{name}: starting…", None)
         place = path or (where if where != "local" else "")
         self.log_line(f"[b]{escape(name)}[/] started" + (f" on {escape(place)}" if place else ""))
