@@ -44,18 +44,19 @@ async def test_a_qa_relabelled_in_browse_moves_after_the_graph_runs(
     store = built_store_copy(tmp_path_factory, ui_settings.store)
     run_graph(store, ui_settings)
     before = _qas(store)
-    kept = [q for q in before.values() if q["status"] == "kept"]
-    best = max(kept, key=lambda q: q["score"])["qa_id"]
-    worst = min(before.values(), key=lambda q: q["score"])["qa_id"]
+    ranked = sorted(before, key=lambda q: before[q]["score"], reverse=True)
+    second, worst = ranked[1], ranked[-1]  # not the first row: the cursor must stay put
     app = make_app(ui_settings, store, mode="browse")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
         await _qas_by_score(pilot, descending=True)
-        assert screen.current_key() == best
+        await pilot.press("down")
+        assert screen.current_key() == second
         await pilot.press("enter", "r")  # the detail, then reject
         await settle(pilot)
-        assert _labels(store) == [(best, "reject", "tester")]
+        assert _labels(store) == [(second, "reject", "tester")]
+        assert screen.current_key() == second and screen.detail.item_id == second
         assert "reviewer label rejected" in str(screen.query_one(".detail-body").content)
         await _qas_by_score(pilot, descending=False)
         assert screen.current_key() == worst
@@ -79,9 +80,9 @@ async def test_a_qa_relabelled_in_browse_moves_after_the_graph_runs(
         await settle(pilot)
         log = pipeline.query_one("#pipeline-log").text
         assert log.count("graph done") == 2 and "up to date, nothing retrained" in log
-    assert after[best]["status"] == "held_out" and before[best]["status"] == "kept"
-    assert after[best]["reason"].startswith("rejected by a reviewer")
-    assert after[best]["score"] < before[best]["score"]
+    assert after[second]["status"] == "held_out" and before[second]["status"] == "kept"
+    assert after[second]["reason"].startswith("rejected by a reviewer")
+    assert after[second]["score"] < before[second]["score"]
     assert after[worst]["status"] == before[worst]["status"] == "held_out"  # the accept was undone
     assert store.count("runs", "step = 'graph' AND status = 'done'") == retrained
     assert _qas(store) == after

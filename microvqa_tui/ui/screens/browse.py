@@ -109,6 +109,7 @@ class BrowseScreen(BaseScreen):
         self.pages_shown = 0  # for tests and the benchmark: bumps when a page is on screen
         self.queue = SerialRunner(self, "browse-review")  # decisions in key order
         self.decided = 0  # decisions (and undos) written so far, for tests
+        self._keep_cursor_on: str | None = None  # the row a reload after a decision stays on
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="browse-body"):
@@ -205,7 +206,8 @@ class BrowseScreen(BaseScreen):
         rows = [
             [cell(column, row.get(column.name)) for column in view.columns] for row in page.rows
         ]
-        table.set_rows(rows, [row[view.key] for row in page.rows])
+        keys = [row[view.key] for row in page.rows]
+        table.set_rows(rows, keys, cursor=self._cursor_after_reload(table, keys))
         self.query_one("#page-info", Static).update(self._info_text(), layout=False)
         self.pages_shown += 1
         if self._is_first_page(page):
@@ -248,6 +250,14 @@ class BrowseScreen(BaseScreen):
         elif page.cached:
             body += " · [$text-muted]opening the store…[/]"
         return Content.from_markup(body)
+
+    def _cursor_after_reload(self, table: PageTable, keys: list[str]) -> int:
+        """0 for a new page; after a decision, the decided row (or, when the filter no longer
+        takes it, the row now in its place), so the reviewer keeps their place."""
+        key, self._keep_cursor_on = self._keep_cursor_on, None
+        if key is None:
+            return 0
+        return keys.index(key) if key in keys else table.cursor_row
 
     # ------------------------------------------------------------------ filters
     @on(FilterBar.Changed, "#browse-filters")
@@ -405,7 +415,7 @@ class BrowseScreen(BaseScreen):
         self.mvqa.data_changed()
         self.loaded_version = self.mvqa.data_version
         self.notify(message, title="Review")
+        key = self._keep_cursor_on = self.current_key()
         self.load_page()
-        key = self.current_key()
         if self.detail_open and key is not None:
             self.open_detail(key)

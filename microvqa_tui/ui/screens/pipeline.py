@@ -97,6 +97,7 @@ class PipelineScreen(BaseScreen):
         self.statuses: list[StageStatus] = []
         self.counts: dict[str, int] = {}
         self.running: str | None = None
+        self.on_ray = False  # the running step runs on Ray
         self.cancel_token: CancelToken | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -325,7 +326,8 @@ class PipelineScreen(BaseScreen):
         progress = UIProgress(self, name)
         store = self.store
         settings, where = self.run_settings(name)
-        if where != "local":
+        self.on_ray = where != "local"
+        if self.on_ray:
             fault_handler_on_the_terminal()  # else ray.init fails under Textual's stderr
         self.query_one(TaskProgress).start(f"{name}: starting…", None)
         place = path or (where if where != "local" else "")
@@ -395,6 +397,9 @@ class PipelineScreen(BaseScreen):
             progress.finish(f"{name}: done — {summary}")
             self.log_line(f"[$success]{escape(name)} done[/] {escape(summary)}")
             self.notify(f"{name} finished: {summary}", title="Pipeline")
+        if self.on_ray:  # Ray's native code logs errors straight to the terminal: paint over
+            self.on_ray = False
+            self.app.refresh(layout=True)
         self.mvqa.data_changed()
         self.loaded_version = self.mvqa.data_version
         self.load()
