@@ -424,13 +424,14 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> list[tuple[str, int | fl
 
 
 def _summary(report: dict[str, Any]) -> str:
+    items = _numbers(report)
+    if report.get("up_to_date"):  # e.g. the graph: nothing new since its last run
+        items = [(name, value) for name, value in items if value]  # what this run measured
     numbers = ", ".join(
         f"{name} {value:,}" if isinstance(value, int) else f"{name} {value:,.1f}"
-        for name, value in _numbers(report)[:6]
+        for name, value in items[:6]
     )
-    if report.get("up_to_date"):  # e.g. the graph: nothing new since its last run
-        return f"up to date, nothing retrained: {numbers}"
-    return numbers
+    return f"up to date, nothing retrained: {numbers}" if report.get("up_to_date") else numbers
 
 
 def _short_end(text: str, width: int) -> str:
