@@ -118,3 +118,16 @@ async def _embed_on_ray(app) -> None:
         assert "embed started on ray (a local Ray on 2 CPUs)" in log
         assert "embed done" in log, log
         assert progress.done == progress.total == 16 + 3 + 6  # captions, QAs, figures
+
+
+def test_the_log_sums_a_steps_per_space_counts():
+    """embed reports counts per space: the log line gives their totals, not just the time."""
+    from microvqa_tui.ui.screens.pipeline import _summary
+
+    space = {"model": "m", "items": 32, "already": 16, "embedded": 16, "failed": 0}
+    pixel = {"model": "p", "items": 32, "already": 0, "embedded": 32, "failed": 0}
+    report = {"run_id": "r", "spaces": {"text_caption": space, "pixel_image": pixel}}
+    report |= {"unavailable": {}, "seconds": 62.9}
+    assert _summary(report) == "items 64, already 16, embedded 48, failed 0, seconds 62.9"
+    graph = {"qas": 9, "kept": 7, "threshold": 0.0, "imported_mcqs": {}, "up_to_date": True}
+    assert _summary(graph) == "up to date, nothing retrained: qas 9, kept 7"

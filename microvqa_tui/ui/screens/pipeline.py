@@ -409,7 +409,8 @@ class PipelineScreen(BaseScreen):
 
 
 def _numbers(data: dict[str, Any], prefix: str = "") -> list[tuple[str, int | float]]:
-    """The numeric entries of a report, one nesting level flattened ("text_caption embedded")."""
+    """The numeric entries of a report, one nesting level flattened ("signals written"); a
+    level of per-member counts (embed's spaces) summed over the members ("embedded")."""
     skip = {"run_id", "kind", "source", "cancelled", "quarantined", "seed"}
     items: list[tuple[str, int | float]] = []
     for key, value in data.items():
@@ -419,8 +420,19 @@ def _numbers(data: dict[str, Any], prefix: str = "") -> list[tuple[str, int | fl
         if isinstance(value, int | float):
             items.append((name, value))
         elif isinstance(value, dict) and not prefix:
-            items.extend(_numbers(value, prefix=f"{key} "))
+            nested = bool(value) and all(isinstance(v, dict) for v in value.values())
+            items.extend(_totals(value.values()) if nested else _numbers(value, prefix=f"{key} "))
     return items
+
+
+def _totals(members: Any) -> list[tuple[str, int | float]]:
+    """Each numeric count summed over the members (dicts of counts)."""
+    totals: dict[str, int | float] = {}
+    for member in members:
+        for key, value in member.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return [(key.replace("_", " "), value) for key, value in totals.items()]
 
 
 def _summary(report: dict[str, Any]) -> str:
