@@ -18,7 +18,7 @@ import lancedb
 import pyarrow as pa
 
 from microvqa_tui.errors import STORE_HINT, MicroVQAError, StoreError, one_line
-from store import locks, queries, writes
+from store import evolve, locks, queries, writes
 from store.schema import TABLES, arrow_schema, embedding_model
 
 EMBEDDING_PREFIX = "emb_"
@@ -74,10 +74,15 @@ class Store:
         reads through the read methods below (`rows`, `batches`, `page`, ...)."""
         if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
             raise StoreError(f"unknown table {name!r}")
+        opened = False
         with self._lock:
             tbl = self._tables.get(name)
             if tbl is None and self._exists(name):
                 tbl = self._tables[name] = self.db.open_table(name)
+                opened = True
+        if opened and evolve.missing(name, tbl.schema):  # written by an older version
+            with self.writing(name) as tbl:
+                pass
         return tbl if tbl is not None else self._stand_in(name)
 
     def embedding_table(self, space: str, dim: int | None = None):
@@ -127,10 +132,15 @@ class Store:
         with locks.hold(locks.table_lock(self.path, name)), self.errors(name, "write"):
             with self._lock:
                 tbl = self._tables.get(name)
-                if tbl is None:
-                    tbl = self.db.create_table(name, schema=schema, exist_ok=True)
+                if tbl is None:  # open an existing table as it is (evolved below)
+                    tbl = (
+                        self.db.open_table(name)
+                        if self._exists(name)
+                        else self.db.create_table(name, schema=schema, exist_ok=True)
+                    )
                     self._tables[name] = tbl
             tbl.checkout_latest()  # see rows other processes wrote since this handle opened
+            evolve.add_missing_columns(tbl, name)
             yield tbl
             locks.record_version(self.path, name, tbl.version)
 

@@ -106,6 +106,11 @@ class MCQ(LanceModel):
     review: str = REVIEW_UNREVIEWED
     origin: str = ""
     model: str = ""
+    # What decides resumability, as columns (a run filters on them instead of parsing
+    # params_json): the Stage 3 prompt+model version it was made with, and the selection
+    # version it was last checked with ("" = not checked).
+    prompt_version: str = ""
+    selection_version: str = ""
     params_json: str = "{}"
     created_at: datetime
     run_id: str = ""

@@ -114,6 +114,16 @@ class Meter:
         if purpose:
             self.by_purpose[purpose] = self.by_purpose.get(purpose, 0) + 1
 
+    def merge(self, other: Meter) -> None:
+        """Add `other`'s calls to these (a worker's or one item's share of a run)."""
+        self.calls += other.calls
+        self.failed_calls += other.failed_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.model_seconds += other.model_seconds
+        for purpose, n in other.by_purpose.items():
+            self.by_purpose[purpose] = self.by_purpose.get(purpose, 0) + n
+
     def copy(self) -> Meter:
         return replace(self, by_purpose=dict(self.by_purpose))
 

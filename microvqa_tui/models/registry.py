@@ -47,6 +47,7 @@ __all__ = [
     "SMOLLM_PACKAGE",
     "PullResult",
     "Resolved",
+    "client_id",
     "describe",
     "get",
     "get_clip",
@@ -201,6 +202,17 @@ LOADERS: dict[str, Callable[[Any], Any]] = {
     "llm": get_llm,
     "vlm": get_vlm,
 }
+
+
+def client_id(role: str, settings: Any = None) -> tuple[str, Any]:
+    """(model id, client or None) of an LLM role (`llm`, `vlm`) without loading a model: a
+    server client is cheap (an HTTP client), so it is made; an in-process GGUF is only
+    named (a distributed run's driver need not load it)."""
+    server = server_settings(settings)
+    if server is not None and (role == "llm" or server.vision):
+        client = get(role, settings)
+        return client.model_id, client
+    return stored_model_id(role, settings), None
 
 
 def get(role: str, settings: Any = None) -> Any:

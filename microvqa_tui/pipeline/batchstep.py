@@ -18,7 +18,10 @@ written once. An engine (`microvqa_tui.engines`) moves item batches to `process`
 results back to `write` as each batch finishes: a killed driver loses only batches in flight.
 
 A step object is pickled to the workers with what `pending` settled (e.g. model ids), but
-without its loaded models: the dicts named in `worker_state` arrive empty.
+without its loaded models: the dicts named in `worker_state` arrive empty. The runner's
+`progress` and `cancel` stay on the driver too: a worker sees None. So `process` may stop
+early when `self.cancel` is set (only in process, on the local engine) and return the
+results of the items done so far; `done_items` then says how many items a batch finished.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Pending(Generic[K]):
     counts: dict[str, Any] = field(default_factory=dict)  # e.g. items, already done
     unavailable: dict[str, str] = field(default_factory=dict)  # skipped part -> why
     description: str = ""  # the progress bar's label
+    messages: list[str] = field(default_factory=list)  # logged, and kept in the run row
 
 
 class BatchStep(ABC, Generic[K, I, R]):
@@ -63,6 +67,10 @@ class BatchStep(ABC, Generic[K, I, R]):
     # fills them with its own `load`.
     worker_state: ClassVar[tuple[str, ...]] = ()
     run_id: str = ""  # set by the runner before `pending` (for rows `write` stamps)
+    # Set by the runner on the driver, never pickled: `write` and `finish` may log lines;
+    # an in-process `process` may stop at `cancel` (None on a worker).
+    progress: ProgressReporter | None = None
+    cancel: CancelToken | None = None
 
     # -------------------------------------------------------------- driver side
     @abstractmethod
@@ -100,6 +108,17 @@ class BatchStep(ABC, Generic[K, I, R]):
         """A line for the progress log once the run ends ("" = none)."""
         return ""
 
+    def done_items(self, results: list[Any], size: int) -> int:
+        """Items of a batch of `size` that `results` finished (default: all; a step whose
+        `process` stops at a cancel says how many it did)."""
+        return size
+
+    def finish(self, store: Any) -> None:
+        """Driver work once every batch is written (not after a cancel or a failure)."""
+
+    def close(self, store: Any) -> None:
+        """Driver work once the run stops, however it stops, before `report`."""
+
     # -------------------------------------------------------------- worker side
     @abstractmethod
     def load(self, settings: Any) -> None:
@@ -110,7 +129,8 @@ class BatchStep(ABC, Generic[K, I, R]):
         """Results of a batch of items. No store access: it may run on a remote actor."""
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in self.worker_state}
+        driver = (*self.worker_state, "progress", "cancel")
+        return {k: v for k, v in self.__dict__.items() if k not in driver}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -137,11 +157,14 @@ def run_batch_step(
     totals: Counter[str] = Counter()
     config = {**step.config(settings), "engine": engine.name}
     with record_run(store, step.name, config=config) as run:
-        step.run_id = run.run_id
+        step.run_id, step.progress, step.cancel = run.run_id, progress, cancel
         pending = step.pending(store, settings)
         run.models.update(pending.versions)
         for part, why in pending.unavailable.items():
             progress.log(f"{step.name}: {part} unavailable — {why}")
+        for line in pending.messages:
+            progress.log(line)
+        run.message = "; ".join(pending.messages)
         progress.start(pending.description or step.name, len(pending.keys))
         clock = time.perf_counter()
         size = engine.batch_size or step.batch_size(settings)
@@ -149,11 +172,14 @@ def run_batch_step(
             batches = _item_batches(step, store, pending.keys, size, cancel)
             for done in engine.run(step, settings, batches, cancel) if pending.keys else ():
                 totals.update(step.write(store, done.results))
-                totals["processed"] += done.size
-                progress.advance(done.size)
+                finished = step.done_items(done.results, done.size)
+                totals["processed"] += finished
+                progress.advance(finished)
             cancel.check()
+            step.finish(store)
         finally:
             seconds = time.perf_counter() - clock
+            step.close(store)
             report = step.report(run.run_id, pending, totals, seconds)
             run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))

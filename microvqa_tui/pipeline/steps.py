@@ -82,6 +82,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.stage3:run_mcq",
         reads=("qas",),
         writes=("mcqs", "quarantine"),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "select",
@@ -90,6 +91,7 @@ STEPS: tuple[StepSpec, ...] = (
         "microvqa_tui.pipeline.select:run_select",
         reads=("mcqs",),
         writes=("mcqs",),
+        engines=("local", "ray"),
     ),
     StepSpec(
         "dedup",

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["SelectSettings", "run_select"]
 
 
-def run_select(store, settings, *, progress=None, cancel=None, llm: Any = None) -> SelectReport:
-    from microvqa_tui.pipeline.select.run import run_select as run
+def run_select(
+    store, settings, *, progress=None, cancel=None, llm: Any = None, engine: Any = None
+) -> SelectReport:
+    from microvqa_tui.pipeline.select.step import run_select as run
 
-    return run(store, settings, progress=progress, cancel=cancel, llm=llm)
+    return run(store, settings, progress=progress, cancel=cancel, llm=llm, engine=engine)

@@ -19,25 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.funnel import GENERATED, IMPORTED, FunnelRow, origin_label, reason_code
-from microvqa_tui.common.runs import record_run
-from microvqa_tui.config.sections import section
 from microvqa_tui.config.select import SelectSettings
-from microvqa_tui.models import registry
-from microvqa_tui.models.client import LLMClient, NoModel
 from microvqa_tui.pipeline.graph.mcq_verdict import graph_verdict, held_by_graph
 from microvqa_tui.pipeline.select.bloom import BLOOM_LEVELS
-from microvqa_tui.pipeline.select.checker import HELD, SURVIVOR, Checker
+from microvqa_tui.pipeline.select.checker import HELD, SURVIVOR
 from microvqa_tui.pipeline.select.difficulty import PolicyOutcome, apply_policy, tier
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.generate import ORIGIN as STAGE3_ORIGIN
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
     REVIEW_UNREVIEWED,
     STATUS_FLAGGED,
@@ -54,7 +47,7 @@ KEY = "select"
 # shortcut rewrite or CoT regeneration changed them.
 POLICY_COLUMNS = ["status", "reason", "difficulty_tier"]
 MEASURE_COLUMNS = ["bloom_level", "bloom_confidence", "image_free_pass_rate", "pass_rate"]
-CHECK_COLUMNS = [*POLICY_COLUMNS, *MEASURE_COLUMNS, "params_json", "run_id"]
+CHECK_COLUMNS = [*POLICY_COLUMNS, *MEASURE_COLUMNS, "selection_version", "params_json", "run_id"]
 WORDING_COLUMNS = ["question", "choices", "cot"]
 TEMPLATES = {
     "answer": "answer_image_free.md",
@@ -100,8 +93,7 @@ def managed_rows(store: Store, include_imported: bool = True) -> list[dict]:
 def _managed(row: dict) -> bool:
     if held_by_graph(row):
         return False
-    params = params_of(row)
-    if KEY in params:
+    if row["selection_version"]:  # checked before
         return not row["reason"].startswith("superseded")
     return row["status"] == STATUS_PENDING or (
         row["status"] == STATUS_KEPT and graph_verdict(row) == STATUS_KEPT
@@ -135,91 +127,13 @@ class SelectReport:
         return asdict(self)
 
 
-# ---------------------------------------------------------------------------- the step
-def run_select(
-    store: Store,
-    settings: Any,
-    *,
-    progress: ProgressReporter | None = None,
-    cancel: CancelToken | None = None,
-    llm: LLMClient | None = None,
-) -> SelectReport:
-    clock = time.perf_counter()
-    cfg = section(settings, "select", SelectSettings)
-    progress = progress or NullProgress()
-    cancel = cancel or CancelToken()
-    templates = {name: prompts.load(file, cfg.prompt_dir) for name, file in TEMPLATES.items()}
-    rows = managed_rows(store, cfg.include_imported)
-    report = SelectReport(managed=len(rows))
-    needs_model = (cfg.reasoning_checks and cfg.regenerate_cot) or cfg.shortcut_removal
-    needs_model = needs_model or (cfg.bloom and cfg.bloom_use_llm) or cfg.difficulty
-    if llm is None and needs_model and rows:
-        llm = registry.get_llm(settings)
-    metered = llm if llm is not None else NoModel()
-    meter_start = metered.meter.copy()
-    version = select_version(cfg, metered.name, templates)
-    report.model, report.version = metered.name, version
-    todo = [r for r in rows if params_of(r).get(KEY, {}).get("version") != version]
-    report.already_checked = len(rows) - len(todo)
-    if cfg.limit is not None:
-        report.waiting = max(0, len(todo) - cfg.limit)
-        todo = todo[: cfg.limit]
-    checker = Checker(metered, cfg, templates, version)
-    captions = caption_texts(store, todo, key="mcq_id") if todo else {}
-
-    with record_run(store, STEP, config=cfg.model_dump(mode="json")) as record:
-        report.run_id = record.run_id
-        record.models = {"llm": metered.name, "select_version": version}
-        progress.start("Selection · checks", len(todo))
-        try:
-            for start in range(0, len(todo), cfg.batch_size):
-                batch = todo[start : start + cfg.batch_size]
-                done: list[dict] = []
-                reworded: list[dict] = []
-                try:
-                    for row in batch:
-                        cancel.check()
-                        wording = [row[c] for c in WORDING_COLUMNS]
-                        result = checker.check(row, captions.get(row["mcq_id"], ""))
-                        if [row[c] for c in WORDING_COLUMNS] != wording:
-                            reworded.append(row)
-                        params = params_of(row)
-                        params[KEY] = result
-                        row["params_json"] = json.dumps(params, ensure_ascii=False)
-                        row["difficulty_tier"] = tier(row.get("pass_rate"), cfg)
-                        row["run_id"] = record.run_id
-                        done.append(row)
-                        report.checked += 1
-                        if row["status"] != STATUS_KEPT:
-                            progress.log(
-                                f"MCQ {row['mcq_id'][:8]}: {row['status']} ({row['reason']})"
-                            )
-                        progress.advance()
-                finally:
-                    store.update_columns("mcqs", done, CHECK_COLUMNS)
-                    store.update_columns("mcqs", reworded, WORDING_COLUMNS)
-            progress.start("Selection · policy", None)
-            outcome = apply_and_write_policy(store, cfg, version, record.run_id)
-        finally:
-            report.llm = metered.meter.since(meter_start).as_dict()
-        final = managed_rows(store, cfg.include_imported)
-        fill_report(report, final, version, outcome, cfg)
-        report.seconds = round(time.perf_counter() - clock, 3)
-        if report.seconds > 0:
-            share = 1 - metered.meter.since(meter_start).model_seconds / report.seconds
-            report.outside_model_share = round(max(0.0, share), 4)
-        record.counts = {
-            k: v for k, v in report.to_dict().items() if k not in ("run_id", "model", "version")
-        }
-    return report
-
-
+# ---------------------------------------------------------------------------- the policy
 def apply_and_write_policy(
     store: Store, cfg: SelectSettings, version: str, run_id: str
 ) -> PolicyOutcome:
     """Apply the policy to every surviving item of this version and write what changed."""
     rows = managed_rows(store, cfg.include_imported)
-    current = [r for r in rows if params_of(r).get(KEY, {}).get("version") == version]
+    current = [r for r in rows if r["selection_version"] == version]
     survivors = {
         r["mcq_id"]: r["pass_rate"] for r in current if params_of(r)[KEY].get("outcome") == SURVIVOR
     }
@@ -246,7 +160,7 @@ def fill_report(
     outcome: PolicyOutcome,
     cfg: SelectSettings,
 ) -> None:
-    current = [r for r in rows if params_of(r).get(KEY, {}).get("version") == version]
+    current = [r for r in rows if r["selection_version"] == version]
     results = [params_of(r)[KEY] for r in current]
     report.kept = sum(r["status"] == STATUS_KEPT for r in current)
     report.held_out = sum(r["status"] == STATUS_HELD_OUT for r in current)

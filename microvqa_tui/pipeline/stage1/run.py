@@ -117,14 +117,10 @@ def load_llm(settings: Any) -> LLMClient:
 
 
 def _llm_id(settings: Any) -> tuple[str, LLMClient | None]:
-    """(model id, client or None): a server client is cheap (an HTTP client), so it is made
-    here; an in-process GGUF is only named (a Ray driver need not load it)."""
+    """(model id, client or None), without loading an in-process model (`client_id`)."""
     from microvqa_tui.models import registry
 
-    if registry.server_settings(settings) is not None:
-        client = load_llm(settings)
-        return client.model_id, client
-    return registry.stored_model_id("llm", settings), None
+    return registry.client_id("llm", settings)
 
 
 @dataclass

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["MCQSettings", "run_mcq"]
 
 
-def run_mcq(store, settings, *, progress=None, cancel=None, llm: Any = None) -> MCQReport:
-    from microvqa_tui.pipeline.stage3.generate import run_mcq as run
+def run_mcq(
+    store, settings, *, progress=None, cancel=None, llm: Any = None, engine: Any = None
+) -> MCQReport:
+    from microvqa_tui.pipeline.stage3.step import run_mcq as run
 
-    return run(store, settings, progress=progress, cancel=cancel, llm=llm)
+    return run(store, settings, progress=progress, cancel=cancel, llm=llm, engine=engine)

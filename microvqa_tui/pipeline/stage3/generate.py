@@ -8,6 +8,7 @@ at most `mcq.max_attempts` times. The correct option is then moved to a balanced
 
 Resumable: a QA that already has an MCQ (or exhausted its attempts) for the current prompt
 and model version is skipped. MCQ ids are content-addressed over qa_id + question + choices.
+The step itself (`run_mcq`, a batch step that runs in process or on Ray) is in `step.py`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.funnel import FunnelRow
-from microvqa_tui.common.runs import record_run
 from microvqa_tui.config.mcq import MCQSettings
-from microvqa_tui.config.sections import section
-from microvqa_tui.models import registry
-from microvqa_tui.models.client import LLMClient, LLMRequest, Meter, NoModel, run_concurrently
+from microvqa_tui.models.client import LLMClient, LLMRequest, Meter
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -35,9 +31,7 @@ from microvqa_tui.pipeline.stage3.cot import (
     with_final_answer,
 )
 from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
-from microvqa_tui.pipeline.stage3.resume import generation_row, pending_qas
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from microvqa_tui.vocabulary import (
     FAMILY_CAPTION,
     ORIGIN_IMPORTED,
@@ -131,6 +125,7 @@ class Outcome:
     failures: list[AttemptFailure]
     temperature: float = 0.0
     seed: int = 0
+    meter: Meter = field(default_factory=Meter)  # this QA's calls (summed on the driver)
 
 
 class MCQGenerator:
@@ -160,6 +155,7 @@ class MCQGenerator:
             cfg.n_choices, qa["answer"].strip() if cfg.pin_answer else None
         )
         failures: list[AttemptFailure] = []
+        meter = Meter()
         for attempt in range(1, cfg.max_attempts + 1):
             temperature = cfg.temperature + cfg.retry_temperature_step * (attempt - 1)
             seed = item_seed(cfg.seed, qa["qa_id"], attempt)
@@ -176,6 +172,7 @@ class MCQGenerator:
                     retries=0,
                 )
             )
+            meter.add(reply, "mcq")
             if not reply.ok:
                 result: Draft | Failure = Failure(
                     "unparsable" if reply.error == "unparsable" else "generation_failed",
@@ -191,9 +188,9 @@ class MCQGenerator:
                     instructions=self.instructions,
                 )
             if isinstance(result, Draft):
-                return Outcome(result, attempt, failures, temperature, seed)
+                return Outcome(result, attempt, failures, temperature, seed, meter)
             failures.append(AttemptFailure(attempt, result.reason, result.detail, reply.raw))
-        return Outcome(None, cfg.max_attempts, failures)
+        return Outcome(None, cfg.max_attempts, failures, meter=meter)
 
 
 def finalize(draft: Draft, position: int) -> tuple[list[str], str]:
@@ -238,86 +235,7 @@ class MCQReport:
         return asdict(self)
 
 
-# ---------------------------------------------------------------------------- the step
-def run_mcq(
-    store: Store,
-    settings: Any,
-    *,
-    progress: ProgressReporter | None = None,
-    cancel: CancelToken | None = None,
-    llm: LLMClient | None = None,
-) -> MCQReport:
-    """Generate MCQs for the kept QAs that have none yet for the current prompt and model."""
-    clock = time.perf_counter()
-    cfg = section(settings, "mcq", MCQSettings)
-    progress = progress or NullProgress()
-    cancel = cancel or CancelToken()
-    template = prompts.load(prompts.GENERATE_TEMPLATE, cfg.prompt_dir)
-    qas, statuses, note = select_qas(store, cfg)
-    report = MCQReport(qa_source=statuses, note=note, eligible=len(qas))
-    if note:
-        progress.log(note)
-    if llm is None:  # nothing to do needs no model (and no model download hint)
-        llm = registry.get(cfg.model_role, settings) if qas else NoModel()
-    metered, meter_start = llm, llm.meter.copy()
-    version = mcq_version(template, metered.name, cfg)
-    report.model, report.prompt_version = metered.name, version
-
-    skipped: Counter[str] = Counter()
-    todo, stale, position_history = pending_qas(store, cfg, qas, version, skipped)
-    report.skipped_existing, report.skipped_quarantined = (
-        skipped["existing"],
-        skipped["quarantined"],
-    )
-    captions = caption_texts(store, todo, key="qa_id")
-    balancer = PositionBalancer(cfg.n_choices, cfg.seed, position_history)
-    generator = MCQGenerator(metered, cfg, template)
-    attempt_row = FunnelRow(STAGE, "attempts", note="one row per model call; failed calls retried")
-    final_reasons: Counter[str] = Counter()
-    tally = Tally(report, attempt_row, final_reasons, balancer, stale, version, metered.name, cfg)
-
-    config = cfg.model_dump(mode="json")
-    with record_run(store, STAGE, config=config) as record:
-        report.run_id = record.run_id
-        record.models = {"llm": metered.name, "prompt_version": version}
-        progress.start("Stage 3 · MCQ generation", len(todo))
-        try:
-            for start in range(0, len(todo), cfg.batch_size):
-                batch = todo[start : start + cfg.batch_size]
-                mcq_rows: list[dict] = []
-                quarantine_rows: list[dict] = []
-                superseded: list[str] = []
-                images = figure_images(store, batch) if cfg.model_role == "vlm" else {}
-                try:
-                    # the batch's QAs go to the model concurrently (a server's in-flight
-                    # limit); outcomes are used in order, so positions do not depend on timing
-                    outcomes = dict(
-                        run_concurrently(
-                            partial(generate_one, generator, captions, images),
-                            batch,
-                            metered.in_flight,
-                            cancel=cancel,
-                        )
-                    )
-                    for index, qa in enumerate(batch):
-                        if index not in outcomes:
-                            cancel.check()  # cancelled: what was generated is written below
-                        rows = (mcq_rows, quarantine_rows, superseded)
-                        if line := record_outcome(tally, qa, outcomes[index], record, rows):
-                            progress.log(line)
-                        progress.advance()
-                finally:
-                    write_batch(store, mcq_rows, quarantine_rows, superseded, version)
-                    report.generated += len(mcq_rows)
-        finally:
-            close_report(tally, metered.meter.since(meter_start), clock)
-            funnel = [generation_row(store, qas, version, report.qa_source), attempt_row]
-            report.funnel = [row.as_dict() for row in funnel]
-            record.counts = run_counts(report)
-            record.message = note
-    return report
-
-
+# ---------------------------------------------------------------------------- the run's tally
 @dataclass
 class Tally:
     """What a run counts across its batches, and the state that spans them."""
@@ -448,6 +366,7 @@ def mcq_row(
         "status": STATUS_PENDING,
         "origin": ORIGIN,
         "model": model,
+        "prompt_version": version,
         "params_json": json.dumps(params, ensure_ascii=False),
         "created_at": utcnow(),
         "run_id": record.run_id,

@@ -3,7 +3,6 @@ QAs quarantined for it, and the generation row of the funnel, read from the stor
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from microvqa_tui.common.funnel import FunnelRow
@@ -22,14 +21,13 @@ def pending_qas(
     existing = store.rows(
         "mcqs",
         f"origin = {quote(ORIGIN)}",
-        ["mcq_id", "qa_id", "params_json", "choices", "correct_index", "review"],
+        ["mcq_id", "qa_id", "prompt_version", "choices", "correct_index", "review"],
     )
     done: set[str] = set()
     stale: dict[str, list[str]] = {}
     position_history: list[int] = []
     for row in existing:
-        params = json.loads(row["params_json"] or "{}")
-        current = params.get("prompt_version") == version
+        current = row["prompt_version"] == version
         if current:
             done.add(row["qa_id"])
         elif row["review"] == "unreviewed":
@@ -60,11 +58,8 @@ def failed_qas(store: Store, version: str) -> set[str]:
 def generation_row(store: Store, qas: list[dict], version: str, qa_source: str) -> FunnelRow:
     """Per-QA outcome over every eligible QA, from the store (so a resumed run counts all)."""
     eligible = {q["qa_id"] for q in qas}
-    with_mcq = {
-        r["qa_id"]
-        for r in store.rows("mcqs", f"origin = {quote(ORIGIN)}", ["qa_id", "params_json"])
-        if json.loads(r["params_json"] or "{}").get("prompt_version") == version
-    } & eligible
+    where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(version)}"
+    with_mcq = set(store.column("mcqs", "qa_id", where)) & eligible
     last: dict[str, tuple[int, str]] = {}
     for row in store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]):
         if row["source"] in eligible and row["ref"].startswith(version + "#"):
