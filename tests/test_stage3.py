@@ -80,18 +80,48 @@ def test_positions_balanced_over_40_items(store, settings):
     assert report.positions == {"ABCD"[i]: counts[i] for i in range(4)}
 
 
+def flaky(messages, schema, options):
+    """A good MCQ, except for every 7th QA: unparsable."""
+    question = prompt_field(messages, "Question")
+    number = int(question.split()[1].rstrip(":"))
+    return "{not json" if number % 7 == 0 else good_mcq(messages)
+
+
 def test_positions_stay_balanced_when_some_items_fail(store, settings):
     add_qas(store, 40)
-
-    def flaky(messages, schema, options):
-        question = prompt_field(messages, "Question")
-        number = int(question.split()[1].rstrip(":"))
-        return "{not json" if number % 7 == 0 else good_mcq(messages)
-
     report = run_mcq(store, with_mcq(settings, max_attempts=1), llm=ScriptedLLM(mcq=flaky))
     assert report.generated == 34 and report.held_out == 6
     counts = Counter(m["correct_index"] for m in all_mcqs(store))
     assert max(counts.values()) - min(counts.values()) <= 1
+
+
+class LastFirst:
+    """An engine whose batches finish last first, as Ray actors' batches may."""
+
+    name, batch_size = "last-first", 0
+
+    def run(self, step, settings, batches, cancel):
+        from microvqa_tui.engines.base import Done
+
+        step.load(settings)
+        finished = [Done(step.process(items), len(items)) for items in batches]
+        yield from reversed(finished)
+
+
+def test_batches_finishing_out_of_order_get_the_positions_of_an_in_order_run(tmp_path, settings):
+    from store import open_store
+
+    cfg = with_mcq(settings, max_attempts=1, batch_size=3)
+    rows = {}
+    for name, engine in (("in-order", None), ("last-first", LastFirst())):
+        store = open_store(tmp_path / name)
+        add_qas(store, 20)
+        report = run_mcq(store, cfg, llm=ScriptedLLM(mcq=flaky), engine=engine)
+        assert report.generated == 17 and report.held_out == 3
+        mcqs = sorted(all_mcqs(store), key=lambda m: m["qa_id"])
+        rows[name] = [(m["mcq_id"], m["correct_index"], m["choices"], m["cot"]) for m in mcqs]
+    assert len({index for _, index, _, _ in rows["in-order"]}) == 4
+    assert rows["last-first"] == rows["in-order"]
 
 
 def test_mcq_layout_ids_and_cot_letter(store, settings):
