@@ -338,6 +338,31 @@ def test_reviewed_items_are_left_alone(store, settings):
     assert store.get("mcqs", first["mcq_id"])["status"] == "pending"
 
 
+def test_cancel_inside_a_batch_writes_the_checked_items_and_a_rerun_does_the_rest(store, settings):
+    from microvqa_tui.errors import Cancelled
+    from microvqa_tui.progress import CancelToken
+
+    make_mcqs(store, settings, 6)
+    cfg = with_select(settings, difficulty=False, shortcut_removal=False)
+    cancel = CancelToken()
+    blooms = []
+
+    def cancel_at_the_second(messages, schema, options):
+        blooms.append(1)
+        if len(blooms) == 2:
+            cancel.cancel()  # as the TUI's cancel key would, while item 2 is checked
+        return {"level": 2, "confidence": 0.8}
+
+    with pytest.raises(Cancelled):  # one batch of 8: the cancel lands inside it
+        run_select(store, cfg, llm=ScriptedLLM(bloom=cancel_at_the_second), cancel=cancel)
+    checked = all_mcqs(store, "selection_version != ''")
+    assert len(checked) == 2 and {m["status"] for m in checked} == {"kept"}
+    run = max(store.page("runs", where="step = 'select'", limit=5), key=lambda r: r["started_at"])
+    assert run["status"] == "cancelled"
+    report = run_select(store, cfg, llm=ScriptedLLM())
+    assert report.already_checked == 2 and report.checked == 4 and report.kept == 6
+
+
 def test_bloom_llm_failure_uses_the_rule(store, settings):
     make_mcqs(store, settings, 2)
     llm = ScriptedLLM(answer=wrong_letter_answerer, bloom=lambda m, s, o: "{broken")
