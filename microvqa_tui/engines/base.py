@@ -38,3 +38,27 @@ class Engine(Protocol):
         batches: Iterable[list[Any]],
         cancel: CancelToken,
     ) -> Iterator[Done]: ...
+
+
+def item_label(item: Any, depth: int = 2) -> str:
+    """A short name of a work item for messages: its first `*_id` field (looked for in the
+    item, its attributes and what it holds, two levels down), else its repr, cut short."""
+    found = _first_id(item, depth)
+    return found or " ".join(repr(item).split())[:80]
+
+
+def _first_id(value: Any, depth: int) -> str:
+    fields = value if isinstance(value, dict) else getattr(value, "__dict__", None)
+    if isinstance(fields, dict):
+        for key, field_value in fields.items():
+            if str(key).endswith("_id") and isinstance(field_value, str) and field_value:
+                return f"{key} {field_value}"
+        children: Sequence[Any] = list(fields.values())
+    elif isinstance(value, (list, tuple)):
+        children = value
+    else:
+        return ""
+    for child in children if depth > 0 else ():
+        if found := _first_id(child, depth - 1):
+            return found
+    return ""

@@ -8,8 +8,13 @@ actor loses only the batches in flight, and a re-run resumes from the step's `pe
 
 The driver ships items in windows of `engine.window` items (one dataset each) so its memory
 stays bounded; actors start once per window. Where the store is on storage every node can
-read (an object-store URI or a shared filesystem), a step could ship keys instead and let
-actors `read` themselves; not done yet (the driver ships).
+read (an object-store URI or a shared filesystem) and `engine.shared_store` says so, a step
+may ship ids instead of bulky inputs and let its actors read them (embed: image bytes).
+
+An exception in an actor (loading its models, or processing a batch) does not go through
+Ray's error machinery (its retries, its multi-line traces on the terminal): the actor
+returns it as one line naming the item it failed on, and the driver stops the run with
+that line (`PipelineError`), as a local run would fail.
 
 Without `engine.ray_address` a local Ray is started with this machine's cores (and shut
 down after the run); with one, the cluster is joined and left running. Ray is imported
@@ -28,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from microvqa_tui.config.engine import EngineSettings
-from microvqa_tui.engines.base import Done, Worker
+from microvqa_tui.engines.base import Done, Worker, item_label
+from microvqa_tui.errors import PipelineError, one_line
 from microvqa_tui.progress import CancelToken
 
 
@@ -113,20 +119,51 @@ def _windows(batches: Iterable[list[Any]], items: int) -> Iterator[list[list[Any
 
 
 class StepActor:
-    """One actor of the pool: the step with its models loaded once."""
+    """One actor of the pool: the step with its models loaded once. A failure comes back
+    as a row's `error` (one line), not as an exception: see the module's docstring."""
 
     def __init__(self, step: Worker, settings: Any) -> None:
-        step.load(settings)
-        self.step = step
+        self.step, self.failed = step, ""
+        try:
+            step.load(settings)
+        except Exception as exc:  # every batch of this actor reports it
+            self.failed = f"loading its models: {_what(exc)}"
 
     def __call__(self, batch: Any) -> dict[str, np.ndarray]:
         blobs = batch.column("batch").to_pylist()
-        payloads, sizes = [], []
+        payloads, sizes, errors = [], [], []
         for blob in blobs:  # one row = one of the runner's batches
             items = pickle.loads(blob)
-            payloads.append(pickle.dumps(self.step.process(items)))
+            payload, error = b"", self.failed
+            if not error:
+                try:
+                    payload = pickle.dumps(self.step.process(items))
+                except Exception as exc:
+                    error = self._failure(items, exc)
+            payloads.append(payload)
+            errors.append(error)
             sizes.append(len(items))
-        return {"payload": np.array(payloads, dtype=object), "n": np.array(sizes)}
+        return {
+            "payload": np.array(payloads, dtype=object),
+            "n": np.array(sizes),
+            "error": np.array(errors, dtype=object),
+        }
+
+    def _failure(self, items: list[Any], exc: Exception) -> str:
+        """The line naming the item `process` failed on: a batch of several is tried one
+        item at a time to find it (only after a failure)."""
+        for item in items if len(items) > 1 else ():
+            try:
+                self.step.process([item])
+            except Exception as alone:
+                return f"{item_label(item)}: {_what(alone)}"
+        names = ", ".join(item_label(item) for item in items[:3])
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        return f"{names}{more}: {_what(exc)}"
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _run_window(
@@ -148,7 +185,10 @@ def _run_window(
         num_cpus=pool["num_cpus"],
         num_gpus=pool["num_gpus"] or None,
     )
+    name = getattr(step, "name", type(step).__name__)
     for row in dataset.iter_rows():
+        if row["error"]:
+            raise PipelineError(f"{name} failed on a Ray actor — {row['error']}")
         yield Done(pickle.loads(row["payload"]), int(row["n"]))
         if cancel.cancelled:  # stop feeding; batches still in flight are dropped
             return
