@@ -55,10 +55,14 @@ def _fill(store, extra_captions: int = 0) -> None:
         store.insert_new("captions", [{**r, "created_at": utcnow()} for r in rows])
 
 
-def _settings(path, kind: str = "local", address: str = "", batch_size: int = 3):
+def _settings(
+    path, kind: str = "local", address: str = "", batch_size: int = 3, shared_store: bool = False
+):
     from microvqa_tui.config import load_settings
 
-    engine = EngineSettings(kind=kind, ray_address=address, local_cpus=2, actors=2)
+    engine = EngineSettings(
+        kind=kind, ray_address=address, local_cpus=2, actors=2, shared_store=shared_store
+    )
     return load_settings(
         store=path, embed=EmbedSettings(spaces=SPACES, batch_size=batch_size), engine=engine
     )
@@ -204,6 +208,27 @@ def test_cancel_on_ray_keeps_finished_batches_and_a_rerun_completes(tmp_path, lo
     assert [r["status"] for r in runs] == ["cancelled"]
     assert run_embed(open_store(path), settings).to_dict()["spaces"]["pixel_image"]["items"] == 6
     _assert_same(reference, _contents(open_store(path)))
+
+
+@pytest.mark.slow
+def test_actors_reading_images_from_a_shared_store_write_what_shipped_bytes_give(
+    tmp_path, local_ray, reference
+):
+    """A store on a local path is shared by every actor of a local Ray: given only ids,
+    actors read the image bytes themselves, and the vectors are those of the reference."""
+    from microvqa_tui.pipeline.embed import EmbedStep
+    from store import open_store
+
+    path = tmp_path / "store"
+    store = open_store(path)
+    _fill(store, extra_captions=40)
+    settings = _settings(path, "ray", local_ray, shared_store=True)
+    step = EmbedStep()
+    keys = [key for key in step.pending(store, settings).keys if key[0] == "pixel_image"]
+    shipped = step.read(store, keys)
+    assert len(shipped) == 6 and all(item["input"] is None for item in shipped)
+    run_embed(store, settings)
+    _assert_same(reference, _contents(store))
 
 
 DRIVER = """

@@ -36,6 +36,12 @@ class EngineSettings(BaseModel):
     batch_size: int = Field(
         0, ge=0, description="Items per batch sent to an actor; 0 = the step's batch size."
     )
+    shared_store: bool = Field(
+        False,
+        description="The store is on storage every Ray node reads (a shared filesystem, or "
+        "an object store LanceDB opens): actors read image bytes from it themselves instead "
+        "of the driver shipping them.",
+    )
     window: int = Field(
         20_000,
         ge=1,

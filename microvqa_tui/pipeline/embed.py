@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from microvqa_tui.config.engine import engine_settings
 from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings, embed_settings
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
@@ -119,11 +120,13 @@ def stored_vectors(
 
 
 def item_inputs(
-    store: Store, space: Space, ids: Sequence[str]
+    store: Store, space: Space, ids: Sequence[str], *, images: bool = True
 ) -> tuple[list[str], list[Any], list[str]]:
-    """(ids, inputs, figure ids) of the items of `space` that exist, in the order of `ids`."""
+    """(ids, inputs, figure ids) of the items of `space` that exist, in the order of `ids`;
+    without `images`, an image's input is None (a worker reads it from a shared store)."""
     if space.table == "figures":
-        rows = store.get_many("figures", list(ids), ["figure_id", "image_bytes", "image_path"])
+        columns = ["figure_id", "image_bytes", "image_path"] if images else ["figure_id"]
+        rows = store.get_many("figures", list(ids), columns)
         by_id = {r["figure_id"]: r for r in rows}
         out_ids, inputs, figures = [], [], []
         for item in ids:
@@ -131,7 +134,7 @@ def item_inputs(
             if row is None:
                 continue
             out_ids.append(item)
-            inputs.append(row["image_bytes"] if row["image_bytes"] else row["image_path"])
+            inputs.append((row["image_bytes"] or row["image_path"]) if images else None)
             figures.append(item)
         return out_ids, inputs, figures
     if space.table == "captions":
@@ -221,6 +224,7 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         self.models = models  # get_<role>(settings) provider; None = the model registry
         self.loaded: dict[str, Any] = {}
         self.model_ids: dict[str, str] = {}  # role -> id, settled by `pending`
+        self.shared_store = ""  # the store's path when actors read images from it
 
     def config(self, settings: Any) -> dict[str, Any]:
         return embed_settings(settings).model_dump(mode="json")
@@ -229,6 +233,9 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         return embed_settings(settings).batch_size
 
     def pending(self, store: Any, settings: Any) -> Pending[Key]:
+        engine = engine_settings(settings)
+        shared = engine.shared_store and engine.kind == "ray"
+        self.shared_store = str(store.path) if shared else ""
         spaces = _configured_spaces(settings)
         out: Pending[Key] = Pending(keys=[])
         for space in spaces:
@@ -273,7 +280,9 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
             by_space.setdefault(space, []).append(item)
         items = []
         for name, ids in by_space.items():
-            kept, inputs, figures = item_inputs(store, SPACES[name], ids)
+            kept, inputs, figures = item_inputs(
+                store, SPACES[name], ids, images=not self.shared_store
+            )
             items += [
                 {"space": name, "id": i, "figure_id": f, "input": x}
                 for i, x, f in zip(kept, inputs, figures, strict=True)
@@ -296,6 +305,8 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
             self.loaded[role] = model
 
     def process(self, items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, Any]]:
+        if self.shared_store:
+            self._read_images(items)
         results = []
         for name in dict.fromkeys(item["space"] for item in items):
             part = [item for item in items if item["space"] == name]
@@ -307,6 +318,22 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
                 for k, p in enumerate(part)
             ]
         return results
+
+    def _read_images(self, items: Sequence[dict[str, Any]]) -> None:
+        """The image bytes of items shipped without them, read from the shared store (the
+        one store access of a worker; a figure gone since gives an undecodable input)."""
+        from store import open_store
+
+        if "store" not in self.loaded:
+            self.loaded["store"] = open_store(self.shared_store, create=False)
+        for name in dict.fromkeys(i["space"] for i in items if i["input"] is None):
+            part = [i for i in items if i["space"] == name and i["input"] is None]
+            kept, inputs, _ = item_inputs(
+                self.loaded["store"], SPACES[name], [i["id"] for i in part]
+            )
+            found = dict(zip(kept, inputs, strict=True))
+            for item in part:
+                item["input"] = found.get(item["id"], b"")
 
     def write(self, store: Any, results: Sequence[tuple[str, str, str, Any]]) -> dict[str, int]:
         counts: dict[str, int] = {}
