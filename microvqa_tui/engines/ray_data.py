@@ -7,9 +7,9 @@ writes each through the step's idempotent `write` as it arrives: a killed driver
 actor loses only the batches in flight, and a re-run resumes from the step's `pending`.
 
 The driver ships items in windows of `engine.window` items (one dataset each) so its memory
-stays bounded; actors start once per window. Where the store is on storage every node can
-read (an object-store URI or a shared filesystem) and `engine.shared_store` says so, a step
-may ship ids instead of bulky inputs and let its actors read them (embed: image bytes).
+stays bounded; actors start once per window. Where the store is on a filesystem every node
+mounts at the same path and `engine.shared_store` says so, a step may ship ids instead of
+bulky inputs and let its actors read them (embed: image bytes).
 
 An exception in an actor (loading its models, or processing a batch) does not go through
 Ray's error machinery (its retries, its multi-line traces on the terminal): the actor
