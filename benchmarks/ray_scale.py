@@ -209,12 +209,17 @@ def bench(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     return results
 
 
+def figure(value: float) -> float:
+    """Three significant digits (mcq's rates are a fraction of an item per second)."""
+    return float(f"{float(value):.3g}")
+
+
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {"items": runs["local"][0]["items"]}
     for kind, rows in runs.items():
-        out[f"{kind}_items_per_s"] = round(float(np.median([r["items_per_s"] for r in rows])), 1)
+        out[f"{kind}_items_per_s"] = figure(np.median([r["items_per_s"] for r in rows]))
         steady = [r["steady"] for r in rows if r["steady"] is not None]
-        out[f"{kind}_steady_per_s"] = round(float(np.median(steady)), 1) if steady else None
+        out[f"{kind}_steady_per_s"] = figure(np.median(steady)) if steady else None
     out["ratio"] = round(out["ray_items_per_s"] / out["local_items_per_s"], 2)
     if out["ray_steady_per_s"] and out["local_steady_per_s"]:
         out["steady_ratio"] = round(out["ray_steady_per_s"] / out["local_steady_per_s"], 2)
