@@ -8,6 +8,8 @@ cancel, progress, counts). The split follows where each part may run:
     pending(store, settings) -> Pending       load(settings)            once per worker
     read(store, keys) -> items                process(items) -> results  pure: no store
     write(store, results) -> counts
+    finish(store)                 after the last batch (not after a cancel)
+    close(store)                  however the run stops
     report(run_id, pending, counts) -> report
 
 `pending` lists the keys of the work not yet done for the current version (e.g. the model
