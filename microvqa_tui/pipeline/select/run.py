@@ -102,7 +102,7 @@ def _managed(row: dict) -> bool:
         return False
     params = params_of(row)
     if KEY in params:
-        return not row["reason"].startswith("superseded")
+        return not row["superseded_by"]
     return row["status"] == STATUS_PENDING or (
         row["status"] == STATUS_KEPT and graph_verdict(row) == STATUS_KEPT
     )

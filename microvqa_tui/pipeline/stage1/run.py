@@ -88,10 +88,9 @@ def _attempts_made(store: Store, prompt_version: str) -> Counter[tuple[str, str]
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(prompt_version)}"
     for row in store.rows("qas", where, ["caption_id", "task_type"]):
         made[(row["caption_id"], row["task_type"])] += 1
-    where = f"stage = {quote(STAGE)} AND source LIKE {quote('%@' + prompt_version + '#%')}"
-    for row in store.rows("quarantine", where, ["ref", "source"]):
-        task_type = row["source"].split("@", 1)[0]
-        made[(row["ref"], task_type)] += 1
+    where = f"stage = {quote(STAGE)} AND version = {quote(prompt_version)}"
+    for row in store.rows("quarantine", where, ["item_id", "task_type"]):
+        made[(row["item_id"], row["task_type"])] += 1
     return made
 
 
