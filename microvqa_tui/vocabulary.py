@@ -219,6 +219,16 @@ MCQ_REASONS = (
 # version; `mcqs.superseded_by` names that version (the fact code reads: "" = current).
 SUPERSEDED = "superseded"
 
+# `mcqs.reason` of held-out MCQs, as `<code>: <detail>`: the graph held the QA out, or a
+# reasoning check of the selection step failed.
+GRAPH_HELD_OUT = "graph_held_out"
+COT_LENGTH = "cot_length"
+COT_STRUCTURE = "cot_structure"
+COT_REPETITION = "cot_repetition"
+COT_ANSWER = "cot_answer"
+SELECT_REASONS = (COT_LENGTH, COT_STRUCTURE, COT_REPETITION, COT_ANSWER)
+HELD_OUT_REASONS = (SUPERSEDED, GRAPH_HELD_OUT, *SELECT_REASONS)
+
 # `quarantine.reason` of the ingest stage: short, stable codes, with what the CLI and the TUI
 # show beside them.
 CORRUPT_IMAGE = "corrupt_image"

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from microvqa_tui.vocabulary import GRAPH_HELD_OUT as GRAPH_REASON
 from microvqa_tui.vocabulary import (
     ORIGIN_IMPORTED,
     REVIEW_UNREVIEWED,
@@ -25,7 +26,6 @@ from store import Store
 from store.queries import in_list, quote
 
 GRAPH_KEY = "graph"  # params_json key of the verdict
-GRAPH_REASON = "graph_held_out"  # reason code of an MCQ whose QA the graph held out
 SELECT_KEY = "select"  # the selection step's params key (see pipeline.select.run.KEY)
 IN_CHUNK = 2000
 
