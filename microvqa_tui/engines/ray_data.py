@@ -23,13 +23,16 @@ import os
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from microvqa_tui.config.engine import EngineSettings
 from microvqa_tui.engines.base import Done, Worker
 from microvqa_tui.progress import CancelToken
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 class RayEngine:
@@ -42,7 +45,7 @@ class RayEngine:
     def run(
         self,
         step: Worker,
-        settings: Any,
+        settings: Settings,
         batches: Iterable[list[Any]],
         cancel: CancelToken,
     ) -> Iterator[Done]:
@@ -115,7 +118,7 @@ def _windows(batches: Iterable[list[Any]], items: int) -> Iterator[list[list[Any
 class StepActor:
     """One actor of the pool: the step with its models loaded once."""
 
-    def __init__(self, step: Worker, settings: Any) -> None:
+    def __init__(self, step: Worker, settings: Settings) -> None:
         step.load(settings)
         self.step = step
 
@@ -131,7 +134,7 @@ class StepActor:
 
 def _run_window(
     step: Worker,
-    settings: Any,
+    settings: Settings,
     window: list[list[Any]],
     pool: dict[str, Any],
     cancel: CancelToken,
