@@ -85,7 +85,7 @@ class Store:
         """Open a stored table; one written by an older version first gains the columns
         added since (`store.migrate`), so every reader sees the current schema."""
         tbl = self.db.open_table(name)
-        if migrate.missing_columns(name, tbl.schema):
+        if migrate.needs_upgrade(self.path, name, tbl.schema):
             with self.writing(name) as tbl:
                 pass  # `writing` upgrades the table under its write lock
         with self._lock:
@@ -147,7 +147,7 @@ class Store:
                     self._tables[name] = tbl
             tbl.checkout_latest()  # see rows other processes wrote since this handle opened
             if name not in self._current:
-                migrate.upgrade(tbl, name)
+                migrate.upgrade(tbl, name, self.path)
                 self._current.add(name)
             yield tbl
             locks.record_version(self.path, name, tbl.version)

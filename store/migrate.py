@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -26,7 +27,7 @@ from microvqa_tui.vocabulary import (
     STAGE_STAGE1,
     SUPERSEDED,
 )
-from store import writes
+from store import locks, writes
 from store.queries import in_list, quote
 from store.schema import TABLES, arrow_schema
 
@@ -66,16 +67,32 @@ def default_sql(table: str, column: str) -> str:
     return f"CAST({default!r} AS {sql_type})"
 
 
-def upgrade(tbl: Any, table: str) -> list[str]:
+def pending_path(store_path: Path, table: str) -> Path:
+    """Marks a table whose new columns are added but not filled yet (a crash in between)."""
+    return locks.meta_dir(store_path) / f"backfill-{table}"
+
+
+def needs_upgrade(store_path: Path, table: str, present: pa.Schema) -> bool:
+    return bool(missing_columns(table, present)) or pending_path(store_path, table).exists()
+
+
+def upgrade(tbl: Any, table: str, store_path: Path) -> list[str]:
     """Add the columns `tbl` lacks, then fill those an older version kept elsewhere.
-    Call under the table's write lock; returns the columns added."""
+    Call under the table's write lock; returns the columns added.
+
+    The fill is a second write: a marker file says it is still to do, so a process killed
+    between the two writes leaves the next open to finish it (the fills are idempotent)."""
     missing = missing_columns(table, tbl.schema)
-    if not missing:
-        return []
-    tbl.add_columns({name: default_sql(table, name) for name in missing})
-    for columns, backfill in BACKFILLS.get(table, ()):
-        if set(columns) & set(missing):
+    pending = pending_path(store_path, table)
+    if missing and table in BACKFILLS:
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        pending.touch()
+    if missing:
+        tbl.add_columns({name: default_sql(table, name) for name in missing})
+    if pending.exists():
+        for backfill in BACKFILLS[table]:
             backfill(tbl)
+        pending.unlink()
     return missing
 
 
@@ -126,7 +143,7 @@ def _backfill_quarantine(tbl: Any) -> None:
 def _backfill_superseded(tbl: Any) -> None:
     """MCQs an older stage 3 marked with a `superseded: …` reason get `superseded_by` and
     the reason code."""
-    where = "reason LIKE 'superseded%'"
+    where = "reason LIKE 'superseded:%'"  # the old form; the current one is the bare code
     old = tbl.search().where(where).select(["mcq_id", "reason"]).limit(None).to_arrow()
     by_version: dict[str, list[str]] = {}
     for row in old.to_pylist():
@@ -140,8 +157,8 @@ def _backfill_superseded(tbl: Any) -> None:
             )
 
 
-# table -> [(the new columns that trigger it, the backfill)]
-BACKFILLS: dict[str, list[tuple[list[str], Callable[[Any], None]]]] = {
-    "quarantine": [(TYPED, _backfill_quarantine)],
-    "mcqs": [(["superseded_by"], _backfill_superseded)],
+# table -> the fills of its new columns from what older versions wrote
+BACKFILLS: dict[str, list[Callable[[Any], None]]] = {
+    "quarantine": [_backfill_quarantine],
+    "mcqs": [_backfill_superseded],
 }

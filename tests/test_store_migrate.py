@@ -163,3 +163,18 @@ def test_a_write_is_the_first_thing_done_to_an_old_table(old_path):
 def test_the_writer_refuses_a_reason_outside_the_vocabulary():
     with pytest.raises(ValueError, match="unparsable"):
         Quarantined(stage="mcq", reason="unparsable", item_kind="qa", item_id="qa1", source="qa1")
+
+
+def test_a_crash_between_adding_and_filling_is_finished_by_the_next_open(old_path, monkeypatch):
+    from store import migrate
+
+    def killed(tbl):
+        raise KeyboardInterrupt  # the process dies after add_columns, before the fill
+
+    monkeypatch.setitem(migrate.BACKFILLS, "quarantine", [killed])
+    with pytest.raises(KeyboardInterrupt):
+        open_store(old_path, create=False).count("quarantine")
+    monkeypatch.undo()
+    store = open_store(old_path, create=False)
+    assert failed_qas(store, "m1") == {"qa1"}
+    assert not migrate.pending_path(old_path, "quarantine").exists()
