@@ -17,7 +17,7 @@ class Counting(TableStep[dict]):
     def __init__(self, cancel: CancelToken, stop_after: int = 99, fresh: bool = False) -> None:
         self.cancel, self.stop_after, self.fresh, self.done = cancel, stop_after, fresh, []
 
-    def settle(self, store, settings, progress, cancel):
+    def settle(self, store, settings):
         return {"parts": 3}
 
     def up_to_date(self, store):
@@ -26,7 +26,7 @@ class Counting(TableStep[dict]):
     def parts(self):
         return ["a", "b", "c"]
 
-    def run_part(self, store, run, part, progress, cancel):
+    def run_part(self, store, run, part):
         self.done.append(part)
         run.counts[part] = 1
         if len(self.done) == self.stop_after:

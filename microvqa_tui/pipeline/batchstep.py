@@ -23,7 +23,6 @@ without its loaded models: the dicts named in `worker_state` arrive empty.
 
 from __future__ import annotations
 
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -31,10 +30,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from microvqa_tui.common.runs import record_run
+from microvqa_tui.common.runs import record_run, report_to_cancel
 from microvqa_tui.engines import engine_for
 from microvqa_tui.engines.base import Engine
-from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 
 if TYPE_CHECKING:  # annotations only
@@ -161,9 +159,7 @@ def run_batch_step(
             run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))
             run.timings.update(step.run_timings(report))
-            stopped = sys.exc_info()[1]
-            if isinstance(stopped, Cancelled):  # what was done, for the TUI's cancelled line
-                stopped.report = report  # type: ignore[attr-defined]
+            report_to_cancel(report)
     if line := step.summary(report):
         progress.log(line)
     return report

@@ -6,27 +6,28 @@ Such a step is a `TableStep`; it supplies the parts that differ and `run_table_s
 the rest — the run record, cancel (checked before the run and between parts), the time of
 each part, the report handed to `Cancelled` and the closing log line:
 
-    settle(store, settings, progress, cancel) -> config   read what the run depends on;
+    settle(store, settings) -> config                     read what the run depends on;
                                                           the config the run row records
     up_to_date(store) -> report | None                    a report when there is nothing to
                                                           do (no run row is written)
     start(run)                                            the run row exists (its id)
     parts() -> names                                      units of work, in order
-    run_part(store, run, part, progress, cancel)          one unit: its writes, and what it
+    run_part(store, run, part)                            one unit: its writes, and what it
                                                           adds to the run (models, counts)
+
+`progress` and `cancel` are set on the step before `settle`, for the step's own long work
+(training epochs, k-NN blocks) to report to and check.
     report() -> report                                    the step's report (`to_dict()`)
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from microvqa_tui.common.runs import RunRecord, record_run
-from microvqa_tui.errors import Cancelled
+from microvqa_tui.common.runs import RunRecord, record_run, report_to_cancel
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 from store import Store
 
@@ -43,11 +44,11 @@ class TableStep(ABC, Generic[Rep]):
     reads: ClassVar[tuple[str, ...]] = ()  # tables
     writes: ClassVar[tuple[str, ...]] = ()
     run_id: str = ""
+    progress: ProgressReporter
+    cancel: CancelToken
 
     @abstractmethod
-    def settle(
-        self, store: Store, settings: Settings, progress: ProgressReporter, cancel: CancelToken
-    ) -> dict[str, Any]:
+    def settle(self, store: Store, settings: Settings) -> dict[str, Any]:
         """Settle what the run depends on (settings, inputs, models); the run row's config."""
 
     def up_to_date(self, store: Store) -> Rep | None:
@@ -63,14 +64,7 @@ class TableStep(ABC, Generic[Rep]):
         """The units of work in order; cancel is checked between them."""
 
     @abstractmethod
-    def run_part(
-        self,
-        store: Store,
-        run: RunRecord,
-        part: str,
-        progress: ProgressReporter,
-        cancel: CancelToken,
-    ) -> None:
+    def run_part(self, store: Store, run: RunRecord, part: str) -> None:
         """Do one unit: write its results, add its models, counts and notes to `run`."""
 
     @abstractmethod
@@ -94,9 +88,9 @@ def run_table_step(
 
     A cancel between parts records the run as cancelled and raises `Cancelled` carrying
     the report of the parts finished; a cancel before the run starts writes nothing."""
-    progress = progress or NullProgress()
-    cancel = cancel or CancelToken()
-    config = step.settle(store, settings, progress, cancel)
+    step.progress = progress = progress or NullProgress()
+    step.cancel = cancel = cancel or CancelToken()
+    config = step.settle(store, settings)
     cancel.check()
     done = step.up_to_date(store)
     if done is not None:
@@ -107,13 +101,11 @@ def run_table_step(
             for part in step.parts():
                 cancel.check()
                 clock = time.perf_counter()
-                step.run_part(store, run, part, progress, cancel)
+                step.run_part(store, run, part)
                 run.timings[f"{part}_s"] = round(time.perf_counter() - clock, 3)
         finally:
             report = step.report()
-            stopped = sys.exc_info()[1]
-            if isinstance(stopped, Cancelled):  # what was done, for the TUI's cancelled line
-                stopped.report = report  # type: ignore[attr-defined]
+            report_to_cancel(report)
     if line := step.summary(report):
         progress.log(line)
     return report

@@ -199,15 +199,13 @@ class DedupStep(TableStep[DedupReport]):
         self.since_run = since_run or ""
         self.text_backend, self.text_encoder, self.config = text_backend, text_encoder, config
 
-    def settle(
-        self, store: Store, settings: Settings, progress: ProgressReporter, cancel: CancelToken
-    ) -> dict[str, Any]:
+    def settle(self, store: Store, settings: Settings) -> dict[str, Any]:
         """The settings, the other store, and the text model (loaded once for both kinds)."""
         cfg = self.config or dedup_settings(settings)
         self.device = device = pick_device(settings.models.device)
         other = _open_other(store, self.against)
         since = run_started(store, self.since_run) if self.since_run else None
-        search = Search(cfg, device, store.path, progress, cancel)
+        search = Search(cfg, device, store.path, self.progress, self.cancel)
         job = DedupJob(
             store, other, cfg, self.threshold, since, settings, self.text_backend,
             self.text_encoder, search,
@@ -235,14 +233,7 @@ class DedupStep(TableStep[DedupReport]):
     def parts(self) -> list[str]:
         return self.kinds
 
-    def run_part(
-        self,
-        store: Store,
-        run: RunRecord,
-        part: str,
-        progress: ProgressReporter,
-        cancel: CancelToken,
-    ) -> None:
+    def run_part(self, store: Store, run: RunRecord, part: str) -> None:
         self.dedup_report.kinds[part] = kind_report = _timed_kind(self.job, part)
         run.counts[f"{part}_groups"] = kind_report.groups
         run.counts[f"{part}_grouped_items"] = kind_report.grouped_items

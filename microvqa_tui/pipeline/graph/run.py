@@ -156,16 +156,14 @@ class GraphStep(TableStep[GraphReport]):
         self.overrides = (keep_fraction, seed)
         self.graph_report = GraphReport()
 
-    def settle(
-        self, store: Store, settings: Settings, progress: ProgressReporter, cancel: CancelToken
-    ) -> dict[str, Any]:
+    def settle(self, store: Store, settings: Settings) -> dict[str, Any]:
         """Read every input, and the fingerprint that says whether anything changed."""
         from microvqa_tui.pipeline.graph.pipeline import human_array
 
         self.gs, device = _step_settings(settings, *self.overrides)
         report = self.graph_report
         clock = time.perf_counter()
-        progress.start("graph: reading store", None)
+        self.progress.start("graph: reading store", None)
         inputs, found = read_inputs(store)
         labels = self.human_labels
         human = human_array(
@@ -195,21 +193,15 @@ class GraphStep(TableStep[GraphReport]):
     def parts(self) -> tuple[str, ...]:
         return ("train",)
 
-    def run_part(
-        self,
-        store: Store,
-        run: RunRecord,
-        part: str,
-        progress: ProgressReporter,
-        cancel: CancelToken,
-    ) -> None:
+    def run_part(self, store: Store, run: RunRecord, part: str) -> None:
         self.graph_report.run_id = run.run_id
         found = self.read.found
         run.models = {
             "signals": found["signal_models"],
             "embedding_spaces": found["embedding_spaces"],
         }
-        _train_and_write(store, run, self.gs, self.read, self.graph_report, progress, cancel)
+        report, progress, cancel = self.graph_report, self.progress, self.cancel
+        _train_and_write(store, run, self.gs, self.read, report, progress, cancel)
 
     def report(self) -> GraphReport:
         return self.graph_report
