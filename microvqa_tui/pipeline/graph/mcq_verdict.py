@@ -44,9 +44,9 @@ def graph_verdict(row: dict[str, Any]) -> str:
 
 
 def held_by_graph(row: dict[str, Any]) -> bool:
-    return row.get("status") == STATUS_HELD_OUT and (row.get("reason") or "").startswith(
-        GRAPH_REASON
-    )
+    """Held out because the graph held its QA out: read from the verdict the graph stores
+    beside the status (`params_json`), not from the reason's wording."""
+    return row.get("status") == STATUS_HELD_OUT and graph_verdict(row) == STATUS_HELD_OUT
 
 
 def _verdict(row: dict[str, Any], qa: dict[str, Any], run_id: str) -> dict[str, Any] | None:
