@@ -31,6 +31,7 @@ from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
 
 if TYPE_CHECKING:  # the ingest package pulls in lancedb: load it only when a command runs
+    from microvqa_tui.config import Settings
     from microvqa_tui.ingest import IngestReport
 
 
@@ -196,7 +197,7 @@ def ingest(
     console.print(*_summary(report))
 
 
-def _run(store, path, settings, kind, reporter, cancel, *, as_json: bool) -> IngestReport:
+def _run(store, path, settings: Settings, kind, reporter, cancel, *, as_json: bool) -> IngestReport:
     try:
         from microvqa_tui.ingest import ingest_source
 

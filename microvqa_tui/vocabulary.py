@@ -143,6 +143,12 @@ STAGE_INGEST = "ingest"
 STAGE_STAGE1 = "stage1"
 STAGE_MCQ = "mcq"
 
+# `quarantine.item_kind`: what `quarantine.item_id` names.
+ITEM_INPUT = "input"  # an ingest input: its place inside `quarantine.source` (file, row, member)
+ITEM_CAPTION = "caption"  # a caption a stage 1 attempt was made from (caption_id)
+ITEM_QA = "qa"  # a QA an MCQ attempt was made from (qa_id)
+ITEM_KINDS = (ITEM_INPUT, ITEM_CAPTION, ITEM_QA)
+
 # `quarantine.reason` of stage 1 (and its run counts).
 UNPARSABLE = "unparsable_output"  # the model's text is not JSON
 GENERATION_FAILED = "generation_failed"  # the model raised (timeout, runtime error)
@@ -175,6 +181,53 @@ STAGE1_REASONS = (
     ANSWER_TOO_SHORT,
     DUPLICATE_QUESTION,
 )
+
+# `quarantine.reason` of stage 3 (MCQ generation), besides UNPARSABLE and GENERATION_FAILED.
+NOT_AN_OBJECT = "not_an_object"
+ECHOED_PROMPT = "echoed_prompt"
+EMPTY_QUESTION = "empty_question"
+BAD_OPTIONS = "bad_options"
+WRONG_OPTION_COUNT = "wrong_option_count"
+EMPTY_OPTION = "empty_option"
+DUPLICATE_OPTIONS = "duplicate_options"
+ANSWER_NOT_IN_OPTIONS = "answer_not_in_options"
+ANSWER_DIFFERS_FROM_QA = "answer_differs_from_qa"
+ANSWER_IN_QUESTION = "answer_in_question"
+EMPTY_COT = "empty_cot"
+COT_OTHER_OPTION = "cot_other_option"
+DISTRACTOR_LENGTH = "distractor_length"
+
+MCQ_REASONS = (
+    UNPARSABLE,
+    GENERATION_FAILED,
+    NOT_AN_OBJECT,
+    ECHOED_PROMPT,
+    EMPTY_QUESTION,
+    BAD_OPTIONS,
+    WRONG_OPTION_COUNT,
+    EMPTY_OPTION,
+    DUPLICATE_OPTIONS,
+    ANSWER_NOT_IN_OPTIONS,
+    ANSWER_DIFFERS_FROM_QA,
+    ANSWER_IN_QUESTION,
+    EMPTY_COT,
+    COT_OTHER_OPTION,
+    DISTRACTOR_LENGTH,
+)
+
+# `mcqs.reason` of an MCQ held out because stage 3 regenerated its QA with a new prompt
+# version; `mcqs.superseded_by` names that version (the fact code reads: "" = current).
+SUPERSEDED = "superseded"
+
+# `mcqs.reason` of held-out MCQs, as `<code>: <detail>`: the graph held the QA out, or a
+# reasoning check of the selection step failed.
+GRAPH_HELD_OUT = "graph_held_out"
+COT_LENGTH = "cot_length"
+COT_STRUCTURE = "cot_structure"
+COT_REPETITION = "cot_repetition"
+COT_ANSWER = "cot_answer"
+SELECT_REASONS = (COT_LENGTH, COT_STRUCTURE, COT_REPETITION, COT_ANSWER)
+HELD_OUT_REASONS = (SUPERSEDED, GRAPH_HELD_OUT, *SELECT_REASONS)
 
 # `quarantine.reason` of the ingest stage: short, stable codes, with what the CLI and the TUI
 # show beside them.
@@ -211,4 +264,11 @@ INGEST_REASONS: dict[str, str] = {
     "outside the manifest's folder (see ingest.allow_outside_paths)",
     UNREADABLE_SOURCE: "the rest of an archive or file could not be read (truncated or corrupt)",
     NAME_NOT_UTF8: "a file name, path or text field is not valid UTF-8",
+}
+
+# Every code a step may write to `quarantine.reason`, by stage (the writer checks it).
+QUARANTINE_REASONS: dict[str, tuple[str, ...]] = {
+    STAGE_INGEST: tuple(INGEST_REASONS),
+    STAGE_STAGE1: STAGE1_REASONS,
+    STAGE_MCQ: MCQ_REASONS,
 }

@@ -18,7 +18,7 @@ import lancedb
 import pyarrow as pa
 
 from microvqa_tui.errors import STORE_HINT, MicroVQAError, StoreError, one_line
-from store import evolve, locks, queries, writes
+from store import locks, migrate, queries, writes
 from store.schema import TABLES, arrow_schema, embedding_model
 
 EMBEDDING_PREFIX = "emb_"
@@ -66,6 +66,7 @@ class Store:
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._empty_db: Any = None
+        self._current: set[str] = set()  # tables known to have every column of the schema
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str):
@@ -74,16 +75,22 @@ class Store:
         reads through the read methods below (`rows`, `batches`, `page`, ...)."""
         if name not in TABLES and not name.startswith(EMBEDDING_PREFIX):
             raise StoreError(f"unknown table {name!r}")
-        opened = False
         with self._lock:
             tbl = self._tables.get(name)
-            if tbl is None and self._exists(name):
-                tbl = self._tables[name] = self.db.open_table(name)
-                opened = True
-        if opened and evolve.missing(name, tbl.schema):  # written by an older version
-            with self.writing(name) as tbl:
-                pass
+        if tbl is None and self._exists(name):
+            tbl = self._open(name)
         return tbl if tbl is not None else self._stand_in(name)
+
+    def _open(self, name: str):
+        """Open a stored table; one written by an older version first gains the columns
+        added since (`store.migrate`), so every reader sees the current schema."""
+        tbl = self.db.open_table(name)
+        if migrate.needs_upgrade(self.path, name, tbl.schema):
+            with self.writing(name) as tbl:
+                pass  # `writing` upgrades the table under its write lock
+        with self._lock:
+            self._current.add(name)
+            return self._tables.setdefault(name, tbl)
 
     def embedding_table(self, space: str, dim: int | None = None):
         """The embedding table of one model space (`emb_<space>`); `dim` creates it empty
@@ -132,15 +139,16 @@ class Store:
         with locks.hold(locks.table_lock(self.path, name)), self.errors(name, "write"):
             with self._lock:
                 tbl = self._tables.get(name)
-                if tbl is None:  # open an existing table as it is (evolved below)
-                    tbl = (
-                        self.db.open_table(name)
-                        if self._exists(name)
-                        else self.db.create_table(name, schema=schema, exist_ok=True)
-                    )
+                if tbl is None:
+                    if self._exists(name):
+                        tbl = self.db.open_table(name)
+                    else:
+                        tbl = self.db.create_table(name, schema=schema, exist_ok=True)
                     self._tables[name] = tbl
             tbl.checkout_latest()  # see rows other processes wrote since this handle opened
-            evolve.add_missing_columns(tbl, name)
+            if name not in self._current:
+                migrate.upgrade(tbl, name, self.path)
+                self._current.add(name)
             yield tbl
             locks.record_version(self.path, name, tbl.version)
 

@@ -114,6 +114,9 @@ class MCQ(LanceModel):
     params_json: str = "{}"
     created_at: datetime
     run_id: str = ""
+    # the prompt version stage 3 regenerated this MCQ's QA with ("" while it is current);
+    # such an MCQ is held out with reason `superseded`
+    superseded_by: str = ""
 
 
 class Signal(LanceModel):
@@ -174,17 +177,29 @@ class Run(LanceModel):
 
 
 class Quarantine(LanceModel):
-    """An input or model output that could not be used, with where it came from and why."""
+    """An input or model output that could not be used, with where it came from and why.
+
+    Code reads the typed fields (`item_kind`, `item_id`, `task_type`, `attempt`, `version`);
+    `source` and `ref` are what a person reads, and make the id. Rows are built by one
+    writer, `microvqa_tui.common.quarantine`. Stores written before the typed fields existed
+    gain them when opened (`store.migrate`).
+    """
 
     quarantine_id: str  # text_id(stage, source, ref, reason)
     stage: str  # ingest | stage1 | mcq | ...
-    source: str
-    ref: str = ""
-    reason: str  # short machine-readable code, e.g. corrupt_image
+    source: str  # ingest: the file or folder; stage1: task@version#attempt; mcq: the qa_id
+    ref: str = ""  # ingest: the place in the source; stage1: the caption_id; mcq: version#attempt
+    reason: str  # short machine-readable code (vocabulary.QUARANTINE_REASONS)
     detail: str = ""  # the human-readable message
     payload: str = ""  # an excerpt of the offending input or model output
     created_at: datetime
     run_id: str = ""
+    # New columns go last: a migrated store appends them, so every store has one column order.
+    item_kind: str = ""  # input | caption | qa (vocabulary.ITEM_KINDS)
+    item_id: str = ""  # the input's place, the caption_id or the qa_id
+    task_type: str = ""  # the task type a stage 1 attempt asked for
+    attempt: int = 0  # which attempt on the item (stage 1 from 0, stage 3 from 1)
+    version: str = ""  # the prompt version the attempt was made with
 
 
 class DupGroup(LanceModel):

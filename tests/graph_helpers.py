@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from microvqa_tui.config import Settings, load_settings
 from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.pipeline.graph.synthetic import PlantedData, planted
 from store import Store
@@ -32,6 +33,11 @@ def fast_settings(**overrides) -> GraphSettings:
     values = {"hidden": 32, "epochs": 60, "patience": 15, "knn_k": 4, "device": "cpu"}
     values.update(overrides)
     return GraphSettings(**values)
+
+
+def fast_run_settings(**overrides) -> Settings:
+    """The tool's settings with `fast_settings(**overrides)` as their graph section."""
+    return load_settings().model_copy(update={"graph": fast_settings(**overrides)})
 
 
 def fill_store(

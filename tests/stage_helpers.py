@@ -14,9 +14,9 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from microvqa_tui.config import Settings
 from microvqa_tui.errors import ModelMissingError
 from microvqa_tui.models.client import LLMRequest, ScriptedClient
 from store.ids import content_id, text_id
@@ -100,10 +100,14 @@ def table_rows(store, table: str, columns: list[str]) -> list[tuple]:
 
 
 # --------------------------------------------------------------------------- settings
-def step_settings(settings, **sections: Any) -> SimpleNamespace:
-    """The real settings' `models` plus step sections (stage1=..., signals=..., embed=...)
-    that are not mounted on `Settings` yet."""
-    return SimpleNamespace(models=settings.models, store=settings.store, **sections)
+def step_settings(settings: Settings, **sections: Any) -> Settings:
+    """A copy of the real `settings` with some sections replaced (stage1=..., graph=...):
+    a section object, or a dict of its fields (validated like a config file's)."""
+    update = {}
+    for name, value in sections.items():
+        cls = type(getattr(settings, name))
+        update[name] = value if isinstance(value, cls) else cls.model_validate(value)
+    return settings.model_copy(update=update)
 
 
 # --------------------------------------------------------------------------- fake LLM

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from audit_helpers import audit_rows, write_audit_file
-from graph_helpers import fast_settings, one_thread  # noqa: F401
+from graph_helpers import fast_run_settings, fast_settings, one_thread  # noqa: F401
 from mcq_helpers import ScriptedLLM, prompt_field, shown_options
 
 from microvqa_tui.common.funnel import funnel_rows
@@ -127,7 +127,7 @@ def test_an_imported_mcq_yields_its_qa_and_a_reingest_links_old_ones(store, tmp_
     store.table("qas").delete("true")
     store.update_where("mcqs", "true", {"qa_id": ""})
     with pytest.raises(PipelineError) as error:
-        run_graph(store, fast_settings())
+        run_graph(store, fast_run_settings())
     assert "the store has 4 MCQs (4 imported), 4 figures, 4 captions and no QAs" in str(error.value)
     assert "ingest the same source again" in error.value.hint
     # … and ingesting the source again derives the QAs and links the MCQs to them.
@@ -178,7 +178,7 @@ def test_audit_path_ingest_signals_graph_select_review_export(store, settings, t
     ingest_source(store, path, h.settings())
     signals = step_settings(settings, signals=SignalSettings(families=["text"]))
     run_signals(store, signals, models=Provider(text=minilm))
-    report = run_graph(store, fast_settings())  # keeps 9 of 12
+    report = run_graph(store, fast_run_settings())  # keeps 9 of 12
     assert report.imported_mcqs == {"kept": 9, "held_out": 3}
 
     # Each MCQ takes its QA's verdict (how well the graph finds the planted items is

@@ -18,6 +18,7 @@ from dataset_helpers import (
     variants,
 )
 
+from microvqa_tui.config import load_settings
 from microvqa_tui.errors import ModelMissingError, PipelineError
 from microvqa_tui.pipeline.dedup import (
     UnionFind,
@@ -156,7 +157,7 @@ def no_text_model(monkeypatch):
 
 def test_planted_duplicates_are_grouped_and_distinct_ones_are_not(store, no_text_model):
     ds = build_dataset(store)
-    report = run_dedup(store, None)
+    report = run_dedup(store, load_settings())
     images = list_groups(store, kind="image")
     found = sorted(sorted(g["member_ids"]) for g in images)
     expected = sorted(sorted([base, *copies]) for base, copies in ds.planted.items())
@@ -179,7 +180,7 @@ def test_planted_duplicates_are_grouped_and_distinct_ones_are_not(store, no_text
 def test_text_model_used_when_available(store):
     ds = build_dataset(store, n_topics=4, copies=())
     report = run_dedup(
-        store, None, kinds=["caption"], text_encoder=FakeTextEncoder(), threshold=0.8
+        store, load_settings(), kinds=["caption"], text_encoder=FakeTextEncoder(), threshold=0.8
     )
     assert report.kinds["caption"].backend == "minilm" and report.kinds["caption"].note == ""
     assert report.kinds["caption"].model == "fake-bow"
@@ -206,7 +207,9 @@ def test_captions_embedded_by_the_same_model_are_not_encoded_again(store):
     # Vectors of another model are not reused: their captions are encoded.
     store.write_embeddings("text_caption", ["other"], vectors[:1], model="another-model")
     encoder = CountingEncoder()
-    report = run_dedup(store, None, kinds=["caption"], text_encoder=encoder, threshold=0.8)
+    report = run_dedup(
+        store, load_settings(), kinds=["caption"], text_encoder=encoder, threshold=0.8
+    )
     assert sorted(encoder.seen) == sorted(c["text"] for c in missing)
     assert report.kinds["caption"].model == "fake-bow"
     groups = {frozenset(g["member_ids"]) for g in list_groups(store, kind="caption")}
@@ -215,16 +218,16 @@ def test_captions_embedded_by_the_same_model_are_not_encoded_again(store):
 
 def test_rerun_keeps_groups_and_decisions(store, no_text_model):
     build_dataset(store, n_topics=4, copies=("resized", "jpeg"))
-    first = run_dedup(store, None, kinds=["image", "question"])
+    first = run_dedup(store, load_settings(), kinds=["image", "question"])
     assert first.kinds["image"].new_groups == 2
-    second = run_dedup(store, None, kinds=["image", "question"])
+    second = run_dedup(store, load_settings(), kinds=["image", "question"])
     assert second.kinds["image"].new_groups == 0 and second.kinds["image"].groups == 2
     assert store.count("dup_groups") == first.kinds["image"].groups + first.kinds["question"].groups
 
 
 def test_bulk_resolve_rejects_others_and_undo_restores(store, no_text_model, settings):
     ds = build_dataset(store, n_topics=3, copies=("resized",))
-    run_dedup(store, None, kinds=["question", "image"])
+    run_dedup(store, load_settings(), kinds=["question", "image"])
     qgroups = list_groups(store, kind="question")
     ids = [g["group_id"] for g in qgroups]
     result = decide_groups(store, ids, "resolve", user="ana")
@@ -254,10 +257,10 @@ def test_bulk_resolve_rejects_others_and_undo_restores(store, no_text_model, set
 
 def test_dismissed_groups_are_not_formed_again(store, no_text_model):
     build_dataset(store, n_topics=3, copies=("jpeg",))
-    run_dedup(store, None, kinds=["image"])
+    run_dedup(store, load_settings(), kinds=["image"])
     groups = list_groups(store, kind="image")
     decide_groups(store, [g["group_id"] for g in groups], "dismiss", user="ana")
-    again = run_dedup(store, None, kinds=["image"])
+    again = run_dedup(store, load_settings(), kinds=["image"])
     assert again.kinds["image"].groups == 0
     assert {g["decision"] for g in list_groups(store, kind="image", decision=None)} == {
         DUP_DISMISSED
@@ -266,9 +269,9 @@ def test_dismissed_groups_are_not_formed_again(store, no_text_model):
 
 def test_full_rerun_supersedes_stale_pending_groups(store, no_text_model):
     build_dataset(store, n_topics=3, copies=("jpeg",))
-    run_dedup(store, None, kinds=["image"])
+    run_dedup(store, load_settings(), kinds=["image"])
     report = run_dedup(
-        store, None, kinds=["image"], threshold=0.999
+        store, load_settings(), kinds=["image"], threshold=0.999
     )  # stricter: JPEG copies drop out
     assert report.kinds["image"].superseded >= 1
     assert {g["decision"] for g in list_groups(store, kind="image", decision=DUP_SUPERSEDED)} == {
@@ -286,7 +289,7 @@ def test_against_another_store_and_since_a_run(tmp_path, no_text_model):
     copy = figure_row(variants(image)["resized"])
     unrelated = figure_row(encode(textured_image(79)))
     local.insert_new("figures", [copy, unrelated])
-    report = run_dedup(local, None, kinds=["image"], against=tmp_path / "reference")
+    report = run_dedup(local, load_settings(), kinds=["image"], against=tmp_path / "reference")
     groups = list_groups(local, kind="image")
     assert len(groups) == 1 and report.kinds["image"].external_items == 2
     group = groups[0]
@@ -296,12 +299,12 @@ def test_against_another_store_and_since_a_run(tmp_path, no_text_model):
     # --since: a figure ingested after the run is checked against everything before it
     late = figure_row(variants(textured_image(79))["jpeg"])
     local.insert_new("figures", [late])
-    since = run_dedup(local, None, kinds=["image"], since_run=report.run_id)
+    since = run_dedup(local, load_settings(), kinds=["image"], since_run=report.run_id)
     assert since.kinds["image"].queried == 1
     found = [g for g in list_groups(local, kind="image") if late["figure_id"] in g["member_ids"]]
     assert len(found) == 1 and unrelated["figure_id"] in found[0]["member_ids"]
     with pytest.raises(PipelineError):
-        run_dedup(local, None, kinds=["image"], since_run="no-such-run")
+        run_dedup(local, load_settings(), kinds=["image"], since_run="no-such-run")
 
 
 def test_groups_page_through_the_store(store):
@@ -359,6 +362,6 @@ def test_templated_spatial_questions_are_not_question_duplicates(store, no_text_
     )
     stems = [m["question"] for m in store.page("mcqs", limit=100)]
     assert len(stems) == 8 and len(set(stems)) < len(stems)  # the same stem, other items
-    report = run_dedup(store, None, kinds=["question"])
+    report = run_dedup(store, load_settings(), kinds=["question"])
     assert list_groups(store, kind="question") == []
     assert report.kinds["question"].items == 0

@@ -13,6 +13,7 @@ import pytest
 from dataset_helpers import build_dataset, encode, figure_row, mcq_row, textured_image
 from PIL import Image
 
+from microvqa_tui.config import load_settings
 from microvqa_tui.errors import ExportError
 from microvqa_tui.pipeline.dedup import core as dedup_core
 from microvqa_tui.pipeline.dedup import decide_groups, list_groups, run_dedup
@@ -111,7 +112,7 @@ def curated_template(tmp_path_factory):
     folder = tmp_path_factory.mktemp("curated") / "store"
     template = open_store(folder)
     build_dataset(template, n_topics=12)
-    run_dedup(template, None, text_backend="tfidf")
+    run_dedup(template, load_settings(), text_backend="tfidf")
     return folder
 
 
@@ -288,7 +289,7 @@ def test_selection_rule_and_resolved_duplicates(empty_store, tmp_path):
     copy = figure_row(encode(textured_image(300).resize((160, 128))), article_id="B")
     store.insert_new("figures", [copy])
     store.insert_new("mcqs", [mcq_row(copy["figure_id"], "Question copy?", ["a", "b"], 0)])
-    run_dedup(store, None, kinds=["image"])
+    run_dedup(store, load_settings(), kinds=["image"])
     group = list_groups(store, kind="image")[0]
     assert group["keeper_id"] == figs[0]["figure_id"]
     decide_groups(store, [group["group_id"]], "resolve", user="ana")

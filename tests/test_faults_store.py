@@ -15,11 +15,12 @@ from pathlib import Path
 import ingest_helpers as h
 import pyarrow as pa
 import pytest
-from graph_helpers import fast_settings, fill_store, one_thread, small_planted  # noqa: F401
+from graph_helpers import fast_run_settings, fast_settings, fill_store, one_thread, small_planted  # noqa: F401
 from mcq_helpers import ScriptedLLM, add_qas, wrong_letter_answerer
 
 from microvqa_tui.common.decisions import effective_labels
 from microvqa_tui.common.runs import record_run
+from microvqa_tui.config import load_settings
 from microvqa_tui.ingest import ingest_source
 from microvqa_tui.progress import NullProgress
 from microvqa_tui.services.review import Reviewer
@@ -135,7 +136,7 @@ def test_a_qa_edit_made_while_the_graph_runs_is_never_reverted(store):
         reviewer.edit("qa", qa, {"question": "What does the edited question ask?"})
 
     progress = DuringPhase("graph: training", edit)
-    run_graph(store, fast_settings(epochs=5), progress=progress, human_labels={}, seed=0)
+    run_graph(store, fast_run_settings(epochs=5), progress=progress, human_labels={}, seed=0)
     assert progress.fired
     row = open_store(store.path).get("qas", qa)
     assert row["question"] == "What does the edited question ask?"
@@ -148,7 +149,7 @@ def test_a_group_decided_while_dedup_runs_is_not_superseded(store, monkeypatch):
     from microvqa_tui.pipeline.dedup import core, list_groups, run_dedup
 
     build_dataset(store, n_topics=3, copies=("jpeg",))
-    run_dedup(store, None, kinds=["image"], text_backend="tfidf")
+    run_dedup(store, load_settings(), kinds=["image"], text_backend="tfidf")
     groups = [g["group_id"] for g in list_groups(store, kind="image")]
     reviewer = Reviewer(open_store(store.path), user="ana")
     read_groups = core._existing_groups
@@ -161,7 +162,7 @@ def test_a_group_decided_while_dedup_runs_is_not_superseded(store, monkeypatch):
 
     monkeypatch.setattr(core, "_existing_groups", read_then_decide)
     # stricter: the JPEG copies drop out, so the groups found before are stale
-    run_dedup(store, None, kinds=["image"], threshold=0.999, text_backend="tfidf")
+    run_dedup(store, load_settings(), kinds=["image"], threshold=0.999, text_backend="tfidf")
     after = open_store(store.path).get_many("dup_groups", groups, ["decision"])
     assert [g["decision"] for g in after] == ["resolved"] * len(groups)
 
@@ -177,7 +178,7 @@ def test_steps_cannot_write_review_columns(store):
 _INGEST_CHILD = """
 import sys, time
 from pathlib import Path
-from microvqa_tui.config import IngestSettings
+from microvqa_tui.config import IngestSettings, load_settings
 from microvqa_tui.ingest import ingest_source
 from store import open_store
 
@@ -248,6 +249,7 @@ def test_doctor_finds_and_repairs_duplicate_keys(store):
 _RUN_CHILD = """
 import sys, time
 from microvqa_tui.common.runs import record_run
+from microvqa_tui.config import load_settings
 from store import open_store
 
 with record_run(open_store(sys.argv[1]), sys.argv[2]):

@@ -18,6 +18,7 @@ from microvqa_tui.progress import CancelToken, RecordingProgress
 
 try:
     from tests.graph_helpers import (  # one_thread: an autouse fixture
+        fast_run_settings,
         fast_settings,
         fill_store,
         one_thread,
@@ -25,6 +26,7 @@ try:
     )
 except ImportError:  # pytest's rootdir-relative import without a tests package
     from graph_helpers import (  # type: ignore[no-redef]
+        fast_run_settings,
         fast_settings,
         fill_store,
         one_thread,  # noqa: F401 - an autouse fixture
@@ -185,7 +187,7 @@ def test_run_graph_writes_statuses_scores_reasons_edges_and_the_run(filled, sett
 def test_run_graph_uses_human_labels_and_overrides(filled):
     store, _data, ids = filled
     qa = ids["qa_ids"][0]
-    report = run_graph(store, fast_settings(), human_labels={qa: 0}, keep_fraction=0.9)
+    report = run_graph(store, fast_run_settings(), human_labels={qa: 0}, keep_fraction=0.9)
     assert report.human_labels == 1
     row = store.get("qas", qa)
     assert row["status"] == "held_out" and row["reason"].startswith("rejected by a reviewer")
@@ -201,7 +203,7 @@ def test_cancelled_run_leaves_the_qas_untouched(filled):
     cancel = CancelToken()
     cancel.cancel()
     with pytest.raises(Cancelled):
-        run_graph(store, fast_settings(), cancel=cancel)
+        run_graph(store, fast_run_settings(), cancel=cancel)
     statuses = {r["status"] for r in store.page("qas", columns=["status"], limit=1000)}
     assert statuses == {"pending"}
 
@@ -219,7 +221,7 @@ def test_scores_do_not_depend_on_the_order_the_store_returns_rows_in(tmp_path):
     fill_store(first, data)
     fill_store(second, data, order=np.random.default_rng(3).permutation(data.inputs.n_qa))
     for store in (first, second):
-        run_graph(store, fast_settings(), human_labels={}, seed=0)
+        run_graph(store, fast_run_settings(), human_labels={}, seed=0)
     assert _scores_by_id(first) == _scores_by_id(second)
 
 
@@ -227,7 +229,7 @@ def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
     from microvqa_tui.services.review import Reviewer
 
     store, _data, _ids = filled
-    settings = fast_settings()
+    settings = fast_run_settings()
     first = run_graph(store, settings)
     before = _scores_by_id(store)
     again = run_graph(store, settings)

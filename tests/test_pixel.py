@@ -185,7 +185,7 @@ def test_graph_uses_the_pixel_space_and_the_signal(sample_store):
     from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS
     from microvqa_tui.pipeline.graph.run import read_inputs, run_graph
     from microvqa_tui.pipeline.graph.weak_labels import weak_labels
-    from tests.graph_helpers import fast_settings
+    from tests.graph_helpers import fast_run_settings
 
     store, _, _, _, _ = sample_store
     inputs, found = read_inputs(store)
@@ -207,7 +207,7 @@ def test_graph_uses_the_pixel_space_and_the_signal(sample_store):
     assert ("image", "knn", "image") in graph.data.edge_types
     assert graph.families["image"] == ["pixel"]
 
-    report = run_graph(store, fast_settings(epochs=5, patience=5), human_labels={}, seed=0)
+    report = run_graph(store, fast_run_settings(epochs=5, patience=5), human_labels={}, seed=0)
     assert SIGNAL in report.signals and "pixel_image" in report.embedding_spaces
     edges = store.page("edges", where="relation = 'knn' AND src_type = 'image'", limit=1000)
     assert len(edges) == 32 * 4

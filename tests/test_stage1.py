@@ -512,15 +512,15 @@ def test_captions_with_quotes_backslashes_braces_and_non_ascii(tmp_path):
         assert row["evidence"] in sentences  # the enum kept quotes, backslashes, accents
 
 
-def test_sections_default_until_mounted(settings):
-    from microvqa_tui.pipeline.embed import EmbedSettings, embed_settings
-    from microvqa_tui.pipeline.signals import SignalSettings, signal_settings
-    from microvqa_tui.pipeline.stage1 import stage1_settings
+def test_step_settings_are_real_settings_with_validated_sections(settings):
+    from microvqa_tui.config import Settings
 
-    assert stage1_settings(settings) == Stage1Settings()  # Settings has no `stage1` yet
-    assert signal_settings(settings) == SignalSettings()
-    assert embed_settings(settings) == EmbedSettings()
-    assert stage1_settings(step_settings(settings, stage1={"batch_size": 2})).batch_size == 2
+    changed = step_settings(settings, stage1={"batch_size": 2})
+    assert isinstance(changed, Settings) and isinstance(changed.stage1, Stage1Settings)
+    assert changed.stage1.batch_size == 2 and settings.stage1.batch_size != 2
+    assert changed.models == settings.models
+    with pytest.raises(ValueError):
+        step_settings(settings, stage1={"batch_size": 0})  # validated like a config file
     with pytest.raises(ValueError):
         Stage1Settings(batch_sizes=3)  # unknown keys are errors, like every section
 

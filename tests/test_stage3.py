@@ -151,7 +151,7 @@ def test_mcq_layout_ids_and_cot_letter(store, settings):
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: "{ truncated", "unparsable"),
+        (lambda d: "{ truncated", "unparsable_output"),
         (lambda d: {**d, "options": d["options"][:3]}, "wrong_option_count"),
         (lambda d: {**d, "options": [*d["options"][:3], d["options"][0]]}, "duplicate_options"),
         (lambda d: {**d, "answer": "Golgi apparatus"}, "answer_not_in_options"),
@@ -179,7 +179,7 @@ def test_mcq_layout_ids_and_cot_letter(store, settings):
             },
             "answer_differs_from_qa",
         ),
-        (lambda d: GenerationError("model crashed"), "unparsable"),
+        (lambda d: GenerationError("model crashed"), "unparsable_output"),
     ],
 )
 def test_malformed_items_are_quarantined_with_reason_and_raw(store, settings, mutate, reason):
@@ -223,7 +223,7 @@ def test_retry_succeeds_on_a_later_attempt(store, settings):
     assert report.generated == 1 and report.attempts == 2
     (mcq,) = all_mcqs(store)
     assert json.loads(mcq["params_json"])["attempt"] == 2
-    assert [r["reason"] for r in quarantine_rows(store)] == ["unparsable"]
+    assert [r["reason"] for r in quarantine_rows(store)] == ["unparsable_output"]
     generation, attempts = report.funnel
     assert generation["passed"] == 1 and generation["held_out"] == 0
     assert attempts["entered"] == 2 and attempts["held_out"] == 1
@@ -307,7 +307,7 @@ def test_run_record_holds_funnel_and_counts(store, settings):
         "entered": 3,
         "passed": 2,
         "held_out": 1,
-        "reasons": {"unparsable": 1},
+        "reasons": {"unparsable_output": 1},
         "note": "QAs from: kept",
     }
     assert json.loads(run["models_json"])["llm"] == "scripted-fake"

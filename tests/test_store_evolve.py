@@ -12,6 +12,7 @@ from store import open_store
 from store.schema import arrow_schema, utcnow
 
 NEW = ["prompt_version", "selection_version"]
+LATER = [*NEW, "superseded_by"]  # every mcqs column added after the first layout
 
 
 def _mcq(mcq_id: str, params: dict | str) -> dict:
@@ -44,7 +45,7 @@ def _old_store(path, rows: list[dict]) -> None:
     import lancedb
 
     current = arrow_schema("mcqs")
-    old = pa.schema([f for f in current if f.name not in NEW])
+    old = pa.schema([f for f in current if f.name not in LATER])
     data = pa.Table.from_pylist(rows, schema=old)
     lancedb.connect(str(path)).create_table("mcqs", data=data)
 

@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from microvqa_tui.config import Settings
 from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
 from store.ids import text_id
@@ -45,7 +46,7 @@ def ingest_sample(store: Store, settings) -> None:
     ingest_source(store, SAMPLE_MANIFEST, settings.ingest)
 
 
-def build_store(store: Store, settings, *, qa_figures: int = 12) -> dict[str, list[str]]:
+def build_store(store: Store, settings: Settings, *, qa_figures: int = 12) -> dict[str, list[str]]:
     """Sample figures and captions, plus QAs, signals, edges, MCQs, dup groups and runs for the
     first `qa_figures` figures. Returns the ids written, by table."""
     ingest_sample(store, settings)
@@ -308,14 +309,13 @@ _TEMPLATE: dict[str, Path] = {}
 def built_store_copy(tmp_path_factory, dest: Path) -> Store:
     """A fresh copy of the store `build_store` makes (built once per test session)."""
     import shutil
-    from types import SimpleNamespace
 
-    from microvqa_tui.config import IngestSettings
+    from microvqa_tui.config import load_settings
     from store import open_store
 
     if "path" not in _TEMPLATE:
         root = tmp_path_factory.mktemp("ui-template") / "store"
-        build_store(open_store(root), SimpleNamespace(ingest=IngestSettings()))
+        build_store(open_store(root), load_settings(store=root))
         _TEMPLATE["path"] = root
     shutil.copytree(_TEMPLATE["path"], dest)
     return open_store(dest)

@@ -9,6 +9,7 @@ process is told apart from a dead one."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,14 @@ class RunRecord:
 
     def add_count(self, key: str, amount: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + amount
+
+
+def report_to_cancel(report: Any) -> None:
+    """Inside a `finally`: when a `Cancelled` is on its way out, it carries `report` (what
+    was done before the cancel, for the TUI's cancelled line)."""
+    stopped = sys.exc_info()[1]
+    if isinstance(stopped, Cancelled):
+        stopped.report = report  # type: ignore[attr-defined]
 
 
 def new_run_id(step: str) -> str:

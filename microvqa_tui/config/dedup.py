@@ -6,9 +6,12 @@ variables once registered in config.py); otherwise these defaults.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:  # `config` imports this module to mount the section
+    from microvqa_tui.config import Settings
 
 
 class DedupSettings(BaseModel):
@@ -56,13 +59,8 @@ class DedupSettings(BaseModel):
     )
 
 
-def dedup_settings(settings: Any = None, **overrides: Any) -> DedupSettings:
-    base = getattr(settings, "dedup", None)
-    if isinstance(base, DedupSettings):
-        values = base.model_dump()
-    elif isinstance(base, BaseModel):
-        values = {k: v for k, v in base.model_dump().items() if k in DedupSettings.model_fields}
-    else:
-        values = {}
+def dedup_settings(settings: Settings, **overrides: Any) -> DedupSettings:
+    """`settings.dedup` with a command's overrides (None: keep the setting), validated."""
+    values = settings.dedup.model_dump()
     values.update({k: v for k, v in overrides.items() if v is not None})
     return DedupSettings(**values)

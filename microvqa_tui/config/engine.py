@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,13 +48,3 @@ class EngineSettings(BaseModel):
         description="Items the driver reads and ships per Ray dataset (bounds driver memory); "
         "actors are started once per window.",
     )
-
-
-def engine_settings(settings: Any) -> EngineSettings:
-    """`settings.engine`, or the defaults (settings objects built by tests may lack it)."""
-    value = getattr(settings, "engine", None)
-    if value is None:
-        return EngineSettings()
-    if isinstance(value, EngineSettings):
-        return value
-    return EngineSettings.model_validate(value if isinstance(value, dict) else value.model_dump())

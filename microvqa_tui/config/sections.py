@@ -6,9 +6,12 @@ subclass `Section` while `config` imports them to mount them on `Settings`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # `config` imports this module to mount the sections
+    from microvqa_tui.config import Settings
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -19,19 +22,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def section(settings: Any, name: str, cls: type[S]) -> S:
-    """The settings section `name`, or the section's defaults while it is not mounted.
-
-    A step may define its own section class before `config.Settings` carries it; a plain
-    dict (e.g. from a test) is validated into the class.
-    """
-    value = getattr(settings, name, None)
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if isinstance(value, BaseModel):
-        return cls.model_validate(value.model_dump())
-    if isinstance(value, dict):
-        return cls.model_validate(value)
-    return value  # a duck-typed section (tests)
+def section(settings: Settings, name: str, cls: type[S]) -> S:
+    """The settings section `name` (`settings.<name>`), checked to be a `cls`."""
+    value = getattr(settings, name)
+    if not isinstance(value, cls):
+        raise TypeError(f"settings.{name} is a {type(value).__name__}, not a {cls.__name__}")
+    return value

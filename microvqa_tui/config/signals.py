@@ -7,11 +7,11 @@ Imports pydantic only (not `config`, not the store): the CLI loads settings at s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from microvqa_tui.config.sections import Section, section
+from microvqa_tui.config.sections import Section
 
 SIGNAL_FAMILIES = ("nli", "clip", "text", "agent", "pixel")
 EMBED_SPACES = ("text_caption", "text_qa", "clip_image", "clip_caption", "clip_qa", "pixel_image")
@@ -25,11 +25,6 @@ class EmbedSettings(Section):
         description="Spaces to fill: " + ", ".join(EMBED_SPACES) + ".",
     )
     batch_size: int = Field(64, ge=1, description="Items encoded and written per batch.")
-
-
-def embed_settings(settings: Any) -> EmbedSettings:
-    """`settings.embed`, or the defaults while the section is not mounted on Settings."""
-    return section(settings, "embed", EmbedSettings)
 
 
 class SignalSettings(Section):
@@ -68,8 +63,3 @@ class SignalSettings(Section):
         description="agent_agreement measure: MiniLM cosine of the two answers (auto, when the "
         "text model is present) or token F1.",
     )
-
-
-def signal_settings(settings: Any) -> SignalSettings:
-    """`settings.signals`, or the defaults while the section is not mounted on Settings."""
-    return section(settings, "signals", SignalSettings)

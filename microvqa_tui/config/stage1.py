@@ -7,11 +7,11 @@ Imports pydantic only (not `config`, not the store): the CLI loads settings at s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from microvqa_tui.config.sections import Section, section
+from microvqa_tui.config.sections import Section
 from microvqa_tui.vocabulary import TASK_TYPES
 
 
@@ -76,8 +76,3 @@ class Stage1Settings(Section):
         if not value:
             raise ValueError("at least one task type is needed")
         return list(dict.fromkeys(value))
-
-
-def stage1_settings(settings: Any) -> Stage1Settings:
-    """`settings.stage1`, or the defaults while the section is not mounted on Settings."""
-    return section(settings, "stage1", Stage1Settings)

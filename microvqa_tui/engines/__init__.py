@@ -7,21 +7,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from microvqa_tui.config.engine import EngineSettings, engine_settings
+from microvqa_tui.config.engine import EngineSettings
 
-if TYPE_CHECKING:  # the settings module is imported at CLI start: nothing heavy here
+if TYPE_CHECKING:
+    from microvqa_tui.config import (
+        Settings,  # the settings module is imported at CLI start: nothing heavy here
+    )
     from microvqa_tui.engines.base import Engine
 
 ENGINES = ("local", "ray")
 
-__all__ = ["EngineSettings", "engine_for", "engine_settings"]
+__all__ = ["EngineSettings", "engine_for"]
 
 
-def engine_for(settings: Any, kind: str | None = None) -> Engine:
+def engine_for(settings: Settings, kind: str | None = None) -> Engine:
     """The engine named by `kind`, else by `settings.engine.kind`."""
-    cfg = engine_settings(settings)
+    cfg = settings.engine
     kind = kind or cfg.kind
     if kind == "local":
         from microvqa_tui.engines.local import LocalEngine

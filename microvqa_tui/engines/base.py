@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from microvqa_tui.progress import CancelToken
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 class Worker(Protocol):
     """The worker side of a step (`pipeline.batchstep.BatchStep`), picklable to actors."""
 
-    def load(self, settings: Any) -> None: ...
+    def load(self, settings: Settings) -> None: ...
 
     def process(self, items: Sequence[Any]) -> list[Any]: ...
 
@@ -34,7 +37,7 @@ class Engine(Protocol):
     def run(
         self,
         worker: Worker,
-        settings: Any,
+        settings: Settings,
         batches: Iterable[list[Any]],
         cancel: CancelToken,
     ) -> Iterator[Done]: ...

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.engines.base import Done, Worker
 from microvqa_tui.progress import CancelToken
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 class LocalEngine:
@@ -18,7 +21,7 @@ class LocalEngine:
     def run(
         self,
         step: Worker,
-        settings: Any,
+        settings: Settings,
         batches: Iterable[list[Any]],
         cancel: CancelToken,
     ) -> Iterator[Done]:

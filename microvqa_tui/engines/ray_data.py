@@ -28,7 +28,7 @@ import os
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from microvqa_tui.config.engine import EngineSettings
 from microvqa_tui.engines.base import Done, Worker, item_label
 from microvqa_tui.errors import PipelineError, one_line
 from microvqa_tui.progress import CancelToken
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 class RayEngine:
@@ -48,7 +51,7 @@ class RayEngine:
     def run(
         self,
         step: Worker,
-        settings: Any,
+        settings: Settings,
         batches: Iterable[list[Any]],
         cancel: CancelToken,
     ) -> Iterator[Done]:
@@ -122,7 +125,7 @@ class StepActor:
     """One actor of the pool: the step with its models loaded once. A failure comes back
     as a row's `error` (one line), not as an exception: see the module's docstring."""
 
-    def __init__(self, step: Worker, settings: Any) -> None:
+    def __init__(self, step: Worker, settings: Settings) -> None:
         self.step, self.failed = step, ""
         try:
             step.load(settings)
@@ -168,7 +171,7 @@ def _what(exc: BaseException) -> str:
 
 def _run_window(
     step: Worker,
-    settings: Any,
+    settings: Settings,
     window: list[list[Any]],
     pool: dict[str, Any],
     cancel: CancelToken,

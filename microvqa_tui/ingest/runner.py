@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from microvqa_tui.common.quarantine import Quarantined
 from microvqa_tui.config import IngestSettings
 from microvqa_tui.ingest import reasons
 from microvqa_tui.ingest.fields import to_json
@@ -42,7 +43,7 @@ from microvqa_tui.ingest.validate import (
     pillow_limits,
 )
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
-from microvqa_tui.vocabulary import FAMILY_IMPORTED, ORIGIN_IMPORTED, TASK_UNKNOWN
+from microvqa_tui.vocabulary import FAMILY_IMPORTED, ITEM_INPUT, ORIGIN_IMPORTED, TASK_UNKNOWN
 from store import Store
 from store.ids import ID_HEX_CHARS, text_id
 from store.queries import in_list
@@ -480,16 +481,14 @@ class IngestRunner:
         self.counts.quarantined[reject.reason] += 1
         # Whatever a reader put in the reject, the row must be storable text.
         source, ref = printable(reject.source), printable(reject.ref)
-        rows.append(
-            {
-                "quarantine_id": text_id(reasons.STAGE, source, ref, reject.reason),
-                "stage": reasons.STAGE,
-                "source": source,
-                "ref": ref,
-                "reason": reject.reason,
-                "detail": printable(reject.detail),
-                "payload": printable(reject.payload),
-                "created_at": now,
-                "run_id": self.run_id,
-            }
+        held = Quarantined(
+            stage=reasons.STAGE,
+            reason=reject.reason,
+            item_kind=ITEM_INPUT,
+            item_id=ref,
+            source=source,
+            ref=ref,
+            detail=printable(reject.detail),
+            payload=printable(reject.payload),
         )
+        rows.append(held.row(self.run_id, now))

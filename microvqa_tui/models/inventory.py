@@ -6,13 +6,16 @@ Loads nothing: `model_status` imports neither torch nor llama_cpp.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import ModelError
 from microvqa_tui.models import ROLES
 from microvqa_tui.models import device as devices
 from microvqa_tui.models.cache import is_loaded
 from microvqa_tui.models.locate import models_section, resolve_role, server_settings
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.models.locate import ModelSource
 
 
 def _size(paths: list[Path | None]) -> int:
@@ -61,7 +64,7 @@ def role_device(role: str, ms: Any) -> str:
         return f"{setting} (unavailable)"
 
 
-def status(settings: Any = None, *, with_device: bool = True) -> list[dict[str, Any]]:
+def status(settings: ModelSource = None, *, with_device: bool = True) -> list[dict[str, Any]]:
     """One row per role: role, model, present, path, size_bytes, size, device, source,
     detail, fetch. Loads nothing."""
     ms = models_section(settings)
@@ -96,14 +99,14 @@ def _served(role: str, ms: Any) -> bool:
     return server is not None and (role == "llm" or bool(server.vision))
 
 
-def server_row(role: str, settings: Any = None) -> dict[str, Any]:
+def server_row(role: str, settings: ModelSource = None) -> dict[str, Any]:
     """A status row for a role answered by the server (probes whether it answers)."""
     from microvqa_tui.models.server import status_row
 
     return status_row(role, server_settings(settings), loaded=is_loaded(role, "server"))
 
 
-def model_status(settings: Any = None) -> list[dict[str, Any]]:
+def model_status(settings: ModelSource = None) -> list[dict[str, Any]]:
     """`status` without the device column: imports neither torch nor llama_cpp (for
     `microvqa doctor` and the TUI's start-up probe)."""
     return status(settings, with_device=False)

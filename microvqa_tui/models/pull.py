@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import ModelError
 from microvqa_tui.models import hub
 from microvqa_tui.models.locate import models_section, resolve_role
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.models.locate import ModelSource
 
 # Files worth downloading from a transformers repo (no TF/Flax/ONNX duplicates).
 _IGNORE = [
@@ -66,7 +69,7 @@ def _pull_hub(
     return hub.download(repo_id, dest, allow_patterns=allow, ignore_patterns=ignore)
 
 
-def pull(role: str, settings: Any = None) -> PullResult:
+def pull(role: str, settings: ModelSource = None) -> PullResult:
     """Download `role`'s hub model into the model folder (no-op when present)."""
     ms = models_section(settings)
     r = resolve_role(role, ms)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.errors import ModelError
 from microvqa_tui.models import ROLES
@@ -38,6 +38,9 @@ from microvqa_tui.models.locate import (
     smollm_gguf,
 )
 from microvqa_tui.models.pull import PullResult, pull
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.models.locate import ModelSource
 
 __all__ = [
     "LOADERS",
@@ -72,13 +75,13 @@ __all__ = [
 ]
 
 
-def stored_model_id(role: str, settings: Any = None) -> str:
+def stored_model_id(role: str, settings: ModelSource = None) -> str:
     """The id `role`'s model stores with its outputs, known without loading it (as a
     distributed run's driver needs); ModelMissingError when the model is absent."""
     return model_id(present_model(role, models_section(settings)))
 
 
-def get_clip(settings: Any = None) -> Any:
+def get_clip(settings: ModelSource = None) -> Any:
     """The CLIP model (`clip.ClipModel`), loaded on first use."""
     from microvqa_tui.models.clip import load_clip
 
@@ -98,7 +101,7 @@ def get_clip(settings: Any = None) -> Any:
     )
 
 
-def _get_local_folder_model(role: str, load: Callable[..., Any], settings: Any) -> Any:
+def _get_local_folder_model(role: str, load: Callable[..., Any], settings: ModelSource) -> Any:
     """A model loaded from a local folder by `load(path, device=, batch_size=, model_id=)`."""
     ms = models_section(settings)
     r = present_model(role, ms)
@@ -109,14 +112,14 @@ def _get_local_folder_model(role: str, load: Callable[..., Any], settings: Any) 
     )
 
 
-def get_nli(settings: Any = None) -> Any:
+def get_nli(settings: ModelSource = None) -> Any:
     """The NLI classifier (`nli.NliModel`), loaded on first use."""
     from microvqa_tui.models.nli import load_nli
 
     return _get_local_folder_model("nli", load_nli, settings)
 
 
-def get_text(settings: Any = None) -> Any:
+def get_text(settings: ModelSource = None) -> Any:
     """The sentence embedder (`text.TextEncoder`), loaded on first use."""
     from microvqa_tui.models.text import load_text
 
@@ -135,7 +138,7 @@ def _llama_kwargs(ms: Any) -> dict[str, Any]:
     }
 
 
-def get_server(settings: Any = None, *, vision: bool = False) -> Any:
+def get_server(settings: ModelSource = None, *, vision: bool = False) -> Any:
     """The OpenAI-compatible server client (`server.ServerClient`), one per settings."""
     from microvqa_tui.models.server import ServerClient
 
@@ -160,7 +163,7 @@ def get_server(settings: Any = None, *, vision: bool = False) -> Any:
     )
 
 
-def get_llm(settings: Any = None) -> Any:
+def get_llm(settings: ModelSource = None) -> Any:
     """The text LLM client: the configured server, else the in-process GGUF
     (`llm.LlamaModel`), loaded on first use."""
     from microvqa_tui.models.llm import load_llm
@@ -174,7 +177,7 @@ def get_llm(settings: Any = None) -> Any:
     return cached(key, lambda: load_llm(r.path, model_id=model_id(r), **kwargs))
 
 
-def get_vlm(settings: Any = None) -> Any:
+def get_vlm(settings: ModelSource = None) -> Any:
     """The vision LLM client: the configured server when it is marked `vision`, else the
     in-process GGUF with its projector, loaded on first use."""
     from microvqa_tui.models.llm import load_llm
@@ -204,7 +207,7 @@ LOADERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def client_id(role: str, settings: Any = None) -> tuple[str, Any]:
+def client_id(role: str, settings: ModelSource = None) -> tuple[str, Any]:
     """(model id, client or None) of an LLM role (`llm`, `vlm`) without loading a model: a
     server client is cheap (an HTTP client), so it is made; an in-process GGUF is only
     named (a distributed run's driver need not load it)."""
@@ -215,7 +218,7 @@ def client_id(role: str, settings: Any = None) -> tuple[str, Any]:
     return stored_model_id(role, settings), None
 
 
-def get(role: str, settings: Any = None) -> Any:
+def get(role: str, settings: ModelSource = None) -> Any:
     if role not in LOADERS:
         raise ModelError(f"unknown model role '{role}'", hint=f"roles: {', '.join(ROLES)}")
     return LOADERS[role](settings)

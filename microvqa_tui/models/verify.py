@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from microvqa_tui.errors import MicroVQAError
 from microvqa_tui.models import registry
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.models.locate import ModelSource
 
 _PROBE_SCHEMA = {
     "type": "object",
@@ -42,7 +45,7 @@ def _unit(rows: np.ndarray) -> bool:
     )
 
 
-def _check_clip(settings: Any) -> str:
+def _check_clip(settings: ModelSource) -> str:
     clip = registry.get_clip(settings)
     img = clip.encode_images([probe_image()])
     txt = clip.encode_texts(["a fluorescence micrograph of cell nuclei", "a bar chart"])
@@ -52,7 +55,7 @@ def _check_clip(settings: Any) -> str:
     return f"dim {clip.dim}, image-text cosine {sims[0]:.3f} / {sims[1]:.3f} on {clip.device}"
 
 
-def _check_nli(settings: Any) -> str:
+def _check_nli(settings: ModelSource) -> str:
     nli = registry.get_nli(settings)
     scores = nli.score(
         ["Nuclei were stained with DAPI and appear blue."] * 2,
@@ -66,7 +69,7 @@ def _check_nli(settings: Any) -> str:
     )
 
 
-def _check_text(settings: Any) -> str:
+def _check_text(settings: ModelSource) -> str:
     enc = registry.get_text(settings)
     rows = enc.encode(["Confocal image of HeLa cells.", "Fluorescence micrograph of cells."])
     if rows.shape[0] != 2 or not _unit(rows):
@@ -74,7 +77,7 @@ def _check_text(settings: Any) -> str:
     return f"dim {rows.shape[1]}, cosine {float(rows[0] @ rows[1]):.3f} on {enc.device}"
 
 
-def _check_llm(settings: Any, *, vision: bool = False) -> str:
+def _check_llm(settings: ModelSource, *, vision: bool = False) -> str:
     from microvqa_tui.models.client import LLMRequest, Sampling
 
     llm = registry.get_vlm(settings) if vision else registry.get_llm(settings)
@@ -84,9 +87,7 @@ def _check_llm(settings: Any, *, vision: bool = False) -> str:
             _PROBE_SCHEMA,
             images=(probe_image(),) if vision else (),
             sampling=Sampling(max_tokens=96),
-            timeout_s=min(
-                120.0, float(getattr(registry.models_section(settings), "llm_timeout_s", 120))
-            ),
+            timeout_s=min(120.0, registry.models_section(settings).llm_timeout_s),
         )
     )
     if result.error or not isinstance(result.value, dict) or "answer" not in result.value:
@@ -106,7 +107,7 @@ CHECKS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def verify(settings: Any, roles: Sequence[str] = ()) -> list[dict[str, Any]]:
+def verify(settings: ModelSource, roles: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per role: role, model, status (ok | missing | unset | failed), detail,
     seconds, fetch. Models are released afterwards."""
     wanted = list(roles) or list(registry.ROLES)

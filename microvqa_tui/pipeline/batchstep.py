@@ -28,19 +28,20 @@ results of the items done so far; `done_items` then says how many items a batch 
 
 from __future__ import annotations
 
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from microvqa_tui.common.runs import record_run
+from microvqa_tui.common.runs import record_run, report_to_cancel
 from microvqa_tui.engines import engine_for
 from microvqa_tui.engines.base import Engine
-from microvqa_tui.errors import Cancelled
 from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 K = TypeVar("K")  # a work key (an id, or a tuple naming the item)
 I = TypeVar("I")  # noqa: E741  an item: what `process` needs, self-contained
@@ -76,14 +77,14 @@ class BatchStep(ABC, Generic[K, I, R]):
 
     # -------------------------------------------------------------- driver side
     @abstractmethod
-    def config(self, settings: Any) -> dict[str, Any]:
+    def config(self, settings: Settings) -> dict[str, Any]:
         """The step's settings section as recorded in the run row."""
 
     @abstractmethod
-    def batch_size(self, settings: Any) -> int: ...
+    def batch_size(self, settings: Settings) -> int: ...
 
     @abstractmethod
-    def pending(self, store: Any, settings: Any) -> Pending[K]: ...
+    def pending(self, store: Any, settings: Settings) -> Pending[K]: ...
 
     @abstractmethod
     def read(self, store: Any, keys: Sequence[K]) -> list[I]:
@@ -123,7 +124,7 @@ class BatchStep(ABC, Generic[K, I, R]):
 
     # -------------------------------------------------------------- worker side
     @abstractmethod
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         """Load the models `process` needs (once per worker); idempotent."""
 
     @abstractmethod
@@ -142,7 +143,7 @@ class BatchStep(ABC, Generic[K, I, R]):
 def run_batch_step(
     step: BatchStep[Any, Any, Any],
     store: Any,
-    settings: Any,
+    settings: Settings,
     *,
     engine: Engine | None = None,
     progress: ProgressReporter | None = None,
@@ -186,9 +187,7 @@ def run_batch_step(
             run.counts = step.run_counts(report)
             run.timings.update(_rates(totals["processed"], seconds))
             run.timings.update(step.run_timings(report))
-            stopped = sys.exc_info()[1]
-            if isinstance(stopped, Cancelled):  # what was done, for the TUI's cancelled line
-                stopped.report = report  # type: ignore[attr-defined]
+            report_to_cancel(report)
     if line := step.summary(report):
         progress.log(line)
     return report

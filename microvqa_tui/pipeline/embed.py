@@ -23,18 +23,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microvqa_tui.config.engine import engine_settings
-from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings, embed_settings
+from microvqa_tui.config.signals import EMBED_SPACES, EmbedSettings
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.step import load_model, model_name, to_jsonable
 from microvqa_tui.progress import CancelToken, ProgressReporter
 from store import Store
 from store.queries import quote
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,10 @@ SPACES: dict[str, Space] = {
 }
 assert tuple(SPACES) == EMBED_SPACES
 
-__all__ = ["SPACES", "EmbedSettings", "EmbedStep", "embed_settings", "load_role", "run_embed"]
+__all__ = ["SPACES", "EmbedSettings", "EmbedStep", "load_role", "run_embed"]
 
 
-def load_role(role: str, settings: Any, models: Any = None) -> tuple[Any, str]:
+def load_role(role: str, settings: Settings, models: Any = None) -> tuple[Any, str]:
     """(model, "") or (None, why) for an embedding role; `pixel` is built in (no model)."""
     if role == "pixel":
         from microvqa_tui.models.pixel import PixelDescriptor
@@ -226,14 +228,14 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         self.model_ids: dict[str, str] = {}  # role -> id, settled by `pending`
         self.shared_store = ""  # the store's path when actors read images from it
 
-    def config(self, settings: Any) -> dict[str, Any]:
-        return embed_settings(settings).model_dump(mode="json")
+    def config(self, settings: Settings) -> dict[str, Any]:
+        return settings.embed.model_dump(mode="json")
 
-    def batch_size(self, settings: Any) -> int:
-        return embed_settings(settings).batch_size
+    def batch_size(self, settings: Settings) -> int:
+        return settings.embed.batch_size
 
-    def pending(self, store: Any, settings: Any) -> Pending[Key]:
-        engine = engine_settings(settings)
+    def pending(self, store: Any, settings: Settings) -> Pending[Key]:
+        engine = settings.engine
         shared = engine.shared_store and engine.kind == "ray"
         self.shared_store = str(store.path) if shared else ""
         spaces = _configured_spaces(settings)
@@ -257,7 +259,7 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         out.description = f"embed {names} · " + ", ".join(sorted(set(out.versions.values())))
         return out
 
-    def _identify(self, role: str, settings: Any) -> tuple[str, str]:
+    def _identify(self, role: str, settings: Settings) -> tuple[str, str]:
         """(model id, "") or ("", why missing) — from the registry without loading the model
         (a Ray driver needs no model), or from the injected provider's model."""
         if self.models is None and role != "pixel":
@@ -289,7 +291,7 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
             ]
         return items
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         """The models of the roles `pending` found (on a worker: the same ids, or an error)."""
         from microvqa_tui.errors import ModelMissingError, PipelineError
 
@@ -366,8 +368,8 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         return {**counts, "unavailable": dict(report.unavailable)}
 
 
-def _configured_spaces(settings: Any) -> list[Space]:
-    cfg = embed_settings(settings)
+def _configured_spaces(settings: Settings) -> list[Space]:
+    cfg = settings.embed
     unknown = [s for s in cfg.spaces if s not in SPACES]
     if unknown:
         from microvqa_tui.errors import ConfigError
@@ -378,7 +380,7 @@ def _configured_spaces(settings: Any) -> list[Space]:
 
 def run_embed(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,

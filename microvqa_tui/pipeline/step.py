@@ -8,9 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 T = TypeVar("T")
 
@@ -72,12 +75,12 @@ class _Phase:
 MODEL_ROLES = ("text", "clip", "nli", "llm", "vlm")
 
 
-def configured_model(settings: Any, role: str) -> str:
+def configured_model(settings: Settings, role: str) -> str:
     """The model named in the settings for `role` (used when the model itself is absent)."""
-    return str(getattr(getattr(settings, "models", None), role, "") or role)
+    return str(getattr(settings.models, role) or role)
 
 
-def model_name(model: Any, settings: Any, role: str) -> str:
+def model_name(model: Any, settings: Settings, role: str) -> str:
     """The id stored with every output of `model` (its own id, else the configured name)."""
     for attr in ("model_id", "name"):
         value = getattr(model, attr, None)
@@ -86,7 +89,7 @@ def model_name(model: Any, settings: Any, role: str) -> str:
     return configured_model(settings, role)
 
 
-def load_model(role: str, settings: Any, provider: Any = None) -> tuple[Any, str]:
+def load_model(role: str, settings: Settings, provider: Any = None) -> tuple[Any, str]:
     """(model, "") or (None, message with how to get it) when the model is missing.
 
     `provider` has `get_<role>(settings)` (default: `microvqa_tui.models.registry`); tests

@@ -30,9 +30,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from microvqa_tui.common.runs import record_run
+from microvqa_tui.common.runs import RunRecord
 from microvqa_tui.config.dedup import DedupSettings, dedup_settings
 from microvqa_tui.errors import ModelMissingError, PipelineError
 from microvqa_tui.pipeline.dedup import imagehash
@@ -45,10 +45,14 @@ from microvqa_tui.pipeline.dedup.knn import pick_device
 from microvqa_tui.pipeline.dedup.text import load_text_encoder
 from microvqa_tui.pipeline.dedup.textlinks import TextSource, text_links
 from microvqa_tui.pipeline.dedup.vectors import Search
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.pipeline.tablestep import TableStep, run_table_step
+from microvqa_tui.progress import CancelToken, ProgressReporter
 from microvqa_tui.vocabulary import DUP_KINDS
 from store import Store
 from store.schema import utcnow
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 __all__ = ["EXTERNAL_PREFIX", "DedupReport", "KindReport", "run_dedup"]
 
@@ -120,7 +124,7 @@ class DedupJob:
     cfg: DedupSettings
     threshold: float | None  # overrides every kind's thresholds
     since: datetime | None  # --since-run: only items created after this are queried
-    settings: Any
+    settings: Settings
     text_backend: str
     text_encoder: Any
     search: Search
@@ -148,7 +152,7 @@ class DedupJob:
 
 def run_dedup(
     store: Store,
-    settings: Any = None,
+    settings: Settings,
     *,
     kinds: tuple[str, ...] | list[str] = DUP_KINDS,
     threshold: float | None = None,
@@ -170,47 +174,76 @@ def run_dedup(
             raise PipelineError(
                 f"unknown dedup kind {kind!r}", hint=f"one of {', '.join(DUP_KINDS)} or all"
             )
-    progress = progress or NullProgress()
-    cfg = config or dedup_settings(settings)
-    device = pick_device(getattr(getattr(settings, "models", None), "device", "auto"))
-    other = _open_other(store, against)
-    job = DedupJob(
-        store,
-        other,
-        cfg,
-        threshold,
-        run_started(store, since_run) if since_run else None,
-        settings,
-        text_backend,
-        text_encoder,
-        Search(cfg, device, store.path, progress, cancel),
-    )
-    if {"caption", "question"} & set(kinds):
-        _load_text_model(job)
-    run_config = {
-        "kinds": list(kinds),
-        "threshold": threshold,
-        "against": str(other.path) if other is not None else "",
-        "since_run": since_run or "",
-        "text_backend": "tfidf (fallback)" if job.fallback_note else text_backend,
-        "dedup": cfg.model_dump(),
-        "device": device,
-    }
-    with record_run(store, STEP, config=run_config) as run:
-        job.run_id = run.run_id
-        report = DedupReport(run.run_id, {}, run_config["against"], since_run or "", device)
-        for kind in kinds:
-            if cancel is not None:
-                cancel.check()
-            report.kinds[kind] = kind_report = _timed_kind(job, kind)
-            run.counts[f"{kind}_groups"] = kind_report.groups
-            run.counts[f"{kind}_grouped_items"] = kind_report.grouped_items
-            run.timings[f"{kind}_s"] = kind_report.seconds
-            if kind_report.model:
-                run.models[kind] = kind_report.model
-            if kind_report.note and kind_report.note not in run.message:
-                run.message = (run.message + " | " if run.message else "") + kind_report.note
-        return report
+    step = DedupStep(list(kinds), threshold, against, since_run, text_backend, text_encoder, config)
+    return run_table_step(step, store, settings, progress=progress, cancel=cancel)
+
+
+class DedupStep(TableStep[DedupReport]):
+    """Dedup as a whole-table step: one part per kind (every item of it compared at once)."""
+
+    name = STEP
+    reads = ("figures", "captions", "mcqs", "dup_groups", "emb_clip_image", "emb_text_caption")
+    writes = ("dup_groups",)
+
+    def __init__(
+        self,
+        kinds: list[str],
+        threshold: float | None,
+        against: Store | Path | str | None,
+        since_run: str | None,
+        text_backend: str,
+        text_encoder: Any,
+        config: DedupSettings | None,
+    ) -> None:
+        self.kinds, self.threshold, self.against = kinds, threshold, against
+        self.since_run = since_run or ""
+        self.text_backend, self.text_encoder, self.config = text_backend, text_encoder, config
+
+    def settle(self, store: Store, settings: Settings) -> dict[str, Any]:
+        """The settings, the other store, and the text model (loaded once for both kinds)."""
+        cfg = self.config or dedup_settings(settings)
+        self.device = device = pick_device(settings.models.device)
+        other = _open_other(store, self.against)
+        since = run_started(store, self.since_run) if self.since_run else None
+        search = Search(cfg, device, store.path, self.progress, self.cancel)
+        job = DedupJob(
+            store, other, cfg, self.threshold, since, settings, self.text_backend,
+            self.text_encoder, search,
+        )  # fmt: skip
+        if {"caption", "question"} & set(self.kinds):
+            _load_text_model(job)
+        self.job = job
+        return {
+            "kinds": self.kinds,
+            "threshold": self.threshold,
+            "against": str(other.path) if other is not None else "",
+            "since_run": self.since_run,
+            "text_backend": "tfidf (fallback)" if job.fallback_note else self.text_backend,
+            "dedup": cfg.model_dump(),
+            "device": device,
+        }
+
+    def start(self, run: RunRecord) -> None:
+        super().start(run)
+        self.job.run_id = run.run_id
+        other = self.job.other
+        against = str(other.path) if other is not None else ""
+        self.dedup_report = DedupReport(run.run_id, {}, against, self.since_run, self.device)
+
+    def parts(self) -> list[str]:
+        return self.kinds
+
+    def run_part(self, store: Store, run: RunRecord, part: str) -> None:
+        self.dedup_report.kinds[part] = kind_report = _timed_kind(self.job, part)
+        run.counts[f"{part}_groups"] = kind_report.groups
+        run.counts[f"{part}_grouped_items"] = kind_report.grouped_items
+        if kind_report.model:
+            run.models[part] = kind_report.model
+        if kind_report.note and kind_report.note not in run.message:
+            run.message = (run.message + " | " if run.message else "") + kind_report.note
+
+    def report(self) -> DedupReport:
+        return self.dedup_report
 
 
 def _open_other(store: Store, against: Store | Path | str | None) -> Store | None:

@@ -14,12 +14,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from microvqa_tui.errors import ModelError, ModelMissingError
 from microvqa_tui.progress import NullProgress, ProgressReporter
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 TFIDF_DIM = 4096  # hashed feature space of the fallback (signed hashing keeps dots unbiased)
 TFIDF_NGRAMS = (3, 4, 5)
@@ -80,26 +83,12 @@ def tfidf_vectors(texts: Sequence[str], *, dim: int = TFIDF_DIM, ngrams=TFIDF_NG
 
 
 # ---------------------------------------------------------------------------- model
-def load_text_encoder(settings: Any) -> Any:
+def load_text_encoder(settings: Settings) -> Any:
     """The text embedding model from `models.registry.get_text`; raises ModelMissingError
     (with the registry's message) when it is not available."""
-    try:
-        from microvqa_tui.models import registry
-    except ImportError as exc:
-        raise ModelMissingError(f"the model registry is not available ({exc})") from None
-    get_text = getattr(registry, "get_text", None)
-    if get_text is None:
-        raise ModelMissingError("models.registry has no get_text")
-    attempts = (settings, getattr(settings, "models", None)) if settings is not None else (None,)
-    last: Exception | None = None
-    for arg in attempts:
-        try:
-            return get_text(arg) if arg is not None else get_text()
-        except (ModelMissingError, ModelError):
-            raise
-        except (TypeError, AttributeError) as exc:  # signature/argument mismatch: try the next form
-            last = exc
-    raise ModelMissingError(f"could not load the text model: {last}")
+    from microvqa_tui.models import registry
+
+    return registry.get_text(settings)
 
 
 def encode_with(encoder: Any, texts: Sequence[str]) -> np.ndarray:
@@ -124,18 +113,17 @@ def encode_with(encoder: Any, texts: Sequence[str]) -> np.ndarray:
     return vectors / norms
 
 
-def _model_name(encoder: Any, settings: Any) -> str:
+def _model_name(encoder: Any, settings: Settings) -> str:
     for attr in ("name", "model_name", "model_id"):
         value = getattr(encoder, attr, None)
         if isinstance(value, str) and value:
             return value
-    models = getattr(settings, "models", None)
-    return getattr(models, "text", "") or type(encoder).__name__
+    return settings.models.text or type(encoder).__name__
 
 
 def text_vectors(
     texts: Sequence[str],
-    settings: Any = None,
+    settings: Settings,
     *,
     backend: str = "auto",
     encoder: Any = None,

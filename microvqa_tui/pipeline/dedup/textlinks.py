@@ -7,7 +7,7 @@ dedup encoder are read back, not encoded again; only the rest go through the mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from microvqa_tui.pipeline.dedup.text import TextVectors, text_vectors
 from microvqa_tui.pipeline.dedup.vectors import Search, stored_vectors
 from microvqa_tui.pipeline.step import model_name
 from store import Store
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 STORED_SPACE = {"caption": "text_caption"}  # kind → embedding space the embed step fills
 
@@ -27,7 +30,7 @@ class TextSource:
     store: Store
     other: Store | None
     kind: str
-    settings: Any
+    settings: Settings
     backend: str  # auto | model | tfidf
     encoder: Any  # None: loaded by `text_vectors` (or TF-IDF)
 

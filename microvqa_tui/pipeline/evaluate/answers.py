@@ -6,10 +6,13 @@ import re
 import string
 import unicodedata
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from microvqa_tui.models.client import LLMClient, LLMRequest, Sampling
 from microvqa_tui.pipeline.evaluate.items import EvalItem
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 LETTERS = string.ascii_uppercase
 
@@ -162,12 +165,12 @@ class ModelAnswerer:
         return self.model.ask(request).raw
 
 
-def load_answerer(settings: Any, role: str = "llm") -> ModelAnswerer:
+def load_answerer(settings: Settings, role: str = "llm") -> ModelAnswerer:
     """The configured text LLM (role llm) or vision LLM (role vlm) as an Answerer."""
     from microvqa_tui.models import registry
 
     return ModelAnswerer(
         registry.get(role, settings),
         vision=role == "vlm",
-        seed=int(getattr(getattr(settings, "models", None), "seed", 0) or 0),
+        seed=settings.models.seed,
     )

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from microvqa_tui.vocabulary import GRAPH_HELD_OUT as GRAPH_REASON
 from microvqa_tui.vocabulary import (
     ORIGIN_IMPORTED,
     REVIEW_UNREVIEWED,
@@ -25,7 +26,6 @@ from store import Store
 from store.queries import in_list, quote
 
 GRAPH_KEY = "graph"  # params_json key of the verdict
-GRAPH_REASON = "graph_held_out"  # reason code of an MCQ whose QA the graph held out
 SELECT_KEY = "select"  # the selection step's params key (see pipeline.select.run.KEY)
 IN_CHUNK = 2000
 
@@ -44,9 +44,9 @@ def graph_verdict(row: dict[str, Any]) -> str:
 
 
 def held_by_graph(row: dict[str, Any]) -> bool:
-    return row.get("status") == STATUS_HELD_OUT and (row.get("reason") or "").startswith(
-        GRAPH_REASON
-    )
+    """Held out because the graph held its QA out: read from the verdict the graph stores
+    beside the status (`params_json`), not from the reason's wording."""
+    return row.get("status") == STATUS_HELD_OUT and graph_verdict(row) == STATUS_HELD_OUT
 
 
 def _verdict(row: dict[str, Any], qa: dict[str, Any], run_id: str) -> dict[str, Any] | None:

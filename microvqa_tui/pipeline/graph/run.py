@@ -22,18 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from microvqa_tui.common.runs import RunRecord, record_run
+from microvqa_tui.common.runs import RunRecord
 from microvqa_tui.config.graph import GraphSettings
 from microvqa_tui.errors import PipelineError
 from microvqa_tui.pipeline.graph.inputs import GraphInputs, fingerprint
 from microvqa_tui.pipeline.graph.mcq_verdict import apply_to_imported_mcqs
 from microvqa_tui.pipeline.graph.reading import human_labels_from_store, read_inputs
 from microvqa_tui.pipeline.graph.writing import write_edges, write_qas
-from microvqa_tui.progress import CancelToken, NullProgress, ProgressReporter
+from microvqa_tui.pipeline.tablestep import TableStep, run_table_step
+from microvqa_tui.progress import CancelToken, ProgressReporter
 from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT
 from store import Store
 
 if TYPE_CHECKING:
+    from microvqa_tui.config import Settings
     from microvqa_tui.pipeline.graph.pipeline import GraphOutcome
 
 __all__ = ["GraphReport", "human_labels_from_store", "last_fingerprint", "read_inputs", "run_graph"]
@@ -94,24 +96,11 @@ class _Read:
         return 0 if self.human is None else int((self.human >= 0).sum())
 
 
-def _settings(settings: Any) -> GraphSettings:
-    if isinstance(settings, GraphSettings):
-        return settings
-    value = getattr(settings, "graph", None)
-    if value is None:
-        return GraphSettings()
-    if isinstance(value, GraphSettings):
-        return value
-    if isinstance(value, dict):
-        return GraphSettings.model_validate(value)
-    return GraphSettings.model_validate(value.model_dump())
-
-
 def _step_settings(
-    settings: Any, keep_fraction: float | None, seed: int | None
+    settings: Settings, keep_fraction: float | None, seed: int | None
 ) -> tuple[GraphSettings, str]:
     """The graph settings with the call's overrides, and the device to run on."""
-    gs = _settings(settings)
+    gs = settings.graph
     overrides: dict[str, Any] = {}
     if keep_fraction is not None:
         overrides["keep_fraction"] = keep_fraction
@@ -119,16 +108,13 @@ def _step_settings(
         overrides["seed"] = seed
     if overrides:
         gs = gs.model_copy(update=overrides)
-    device = gs.device
-    models = getattr(settings, "models", None)
-    if device == "auto" and models is not None:
-        device = getattr(models, "device", "auto")
+    device = settings.models.device if gs.device == "auto" else gs.device
     return gs, device
 
 
 def run_graph(
     store: Store,
-    settings: Any = None,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
@@ -143,45 +129,82 @@ def run_graph(
     signal, embedding, decision or setting; see `inputs.fingerprint`), nothing is retrained
     or written (`report.up_to_date`) unless `force`.
 
-    `settings`: the tool's `Settings` (its `graph` section, defaults while not mounted) or a
-    `GraphSettings`. `keep_fraction` / `seed` override the settings (defaults 0.75 / 0).
+    `settings`: the tool's `Settings` (its `graph` section, and `models.device` when the
+    graph's device is auto). `keep_fraction` / `seed` override the settings.
     `human_labels` (`{qa_id: 1 accept | 0 reject}`) replaces the decisions read from the store.
     A cancel leaves the QAs untouched.
     """
-    from microvqa_tui.pipeline.graph.pipeline import human_array
+    step = GraphStep(human_labels, keep_fraction, seed, force)
+    return run_table_step(step, store, settings, progress=progress, cancel=cancel)
 
-    progress = progress or NullProgress()
-    gs, device = _step_settings(settings, keep_fraction, seed)
-    report = GraphReport()
-    clock = time.perf_counter()
-    progress.start("graph: reading store", None)
-    inputs, found = read_inputs(store)
-    if human_labels is None:
-        human_labels = human_labels_from_store(store)
-    human = human_array(inputs.qa_ids, human_labels)
-    report.timings["read_s"] = round(time.perf_counter() - clock, 3)
-    if cancel is not None:
-        cancel.check()
-    read = _Read(inputs, found, human, {**gs.model_dump(mode="json"), "device": device})
-    report.fingerprint = fingerprint(inputs, human, read.config)
-    if not force and last_fingerprint(store) == report.fingerprint:
-        # Same QAs, signals, embeddings, decisions and settings as the last run: its scores
-        # stand (a retrain would give the very same ones), so nothing is written.
+
+class GraphStep(TableStep[GraphReport]):
+    """The graph as a whole-table step: one part, `train` (fit on every QA, then write)."""
+
+    name = STEP
+    reads = ("qas", "signals", "decisions", "mcqs")  # and every emb_<space>
+    writes = ("qas", "mcqs", "edges")
+
+    def __init__(
+        self,
+        human_labels: dict[str, int] | None,
+        keep_fraction: float | None,
+        seed: int | None,
+        force: bool,
+    ) -> None:
+        self.human_labels, self.force = human_labels, force
+        self.overrides = (keep_fraction, seed)
+        self.graph_report = GraphReport()
+
+    def settle(self, store: Store, settings: Settings) -> dict[str, Any]:
+        """Read every input, and the fingerprint that says whether anything changed."""
+        from microvqa_tui.pipeline.graph.pipeline import human_array
+
+        self.gs, device = _step_settings(settings, *self.overrides)
+        report = self.graph_report
+        clock = time.perf_counter()
+        self.progress.start("graph: reading store", None)
+        inputs, found = read_inputs(store)
+        labels = self.human_labels
+        human = human_array(
+            inputs.qa_ids, human_labels_from_store(store) if labels is None else labels
+        )
+        report.timings["read_s"] = round(time.perf_counter() - clock, 3)
+        self.read = _Read(
+            inputs, found, human, {**self.gs.model_dump(mode="json"), "device": device}
+        )
+        report.fingerprint = fingerprint(inputs, human, self.read.config)
+        self.read.config["inputs_fingerprint"] = report.fingerprint
+        return self.read.config
+
+    def up_to_date(self, store: Store) -> GraphReport | None:
+        """Same QAs, signals, embeddings, decisions and settings as the last run: its scores
+        stand (a retrain would give the very same ones), so nothing is written."""
+        report = self.graph_report
+        if self.force or last_fingerprint(store) != report.fingerprint:
+            return None
         report.up_to_date = True
-        report.qas = inputs.n_qa
+        report.qas = self.read.inputs.n_qa
         report.kept = store.count("qas", f"status = '{STATUS_KEPT}'")
         report.held_out = store.count("qas", f"status = '{STATUS_HELD_OUT}'")
-        report.human_labels = read.n_human
+        report.human_labels = self.read.n_human
         return report
-    read.config["inputs_fingerprint"] = report.fingerprint
-    with record_run(store, STEP, config=read.config) as run:
-        report.run_id = run.run_id
+
+    def parts(self) -> tuple[str, ...]:
+        return ("train",)
+
+    def run_part(self, store: Store, run: RunRecord, part: str) -> None:
+        self.graph_report.run_id = run.run_id
+        found = self.read.found
         run.models = {
             "signals": found["signal_models"],
             "embedding_spaces": found["embedding_spaces"],
         }
-        _train_and_write(store, run, gs, read, report, progress, cancel)
-    return report
+        report, progress, cancel = self.graph_report, self.progress, self.cancel
+        _train_and_write(store, run, self.gs, self.read, report, progress, cancel)
+
+    def report(self) -> GraphReport:
+        return self.graph_report
 
 
 def _train_and_write(

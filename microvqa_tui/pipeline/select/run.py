@@ -94,7 +94,7 @@ def _managed(row: dict) -> bool:
     if held_by_graph(row):
         return False
     if row["selection_version"]:  # checked before
-        return not row["reason"].startswith("superseded")
+        return not row["superseded_by"]
     return row["status"] == STATUS_PENDING or (
         row["status"] == STATUS_KEPT and graph_verdict(row) == STATUS_KEPT
     )

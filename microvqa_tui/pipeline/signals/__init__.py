@@ -14,8 +14,6 @@ _EXPORTS = {
     "run_signals": "microvqa_tui.pipeline.signals.run",
     "SignalSettings": "microvqa_tui.config.signals",
     "EmbedSettings": "microvqa_tui.config.signals",
-    "signal_settings": "microvqa_tui.config.signals",
-    "embed_settings": "microvqa_tui.config.signals",
     "to_statement": "microvqa_tui.pipeline.signals.statement",
 }
 

@@ -8,11 +8,14 @@ to settle the ids, and once more on each worker).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.config.signals import SignalSettings
 from microvqa_tui.pipeline.step import configured_model, load_model, model_name
 from microvqa_tui.vocabulary import FAMILY_SIGNALS
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 MISSING = "model missing: "  # detail prefix of placeholders written for a missing model
 TEXT = "_text"  # the key of the text model among the loaded models
@@ -39,10 +42,10 @@ class Models:
         return {**self.objects, TEXT: self.text}
 
 
-def load_models(settings: Any, cfg: SignalSettings, provider: Any) -> Models:
+def load_models(settings: Settings, cfg: SignalSettings, provider: Any) -> Models:
     m = Models()
     cache: dict[str, tuple[Any, str]] = {}
-    m.device = str(getattr(getattr(settings, "models", None), "device", "") or "auto")
+    m.device = settings.models.device
 
     def get(role: str) -> tuple[Any, str]:
         if role not in cache:
@@ -60,7 +63,7 @@ def load_models(settings: Any, cfg: SignalSettings, provider: Any) -> Models:
     m.text, m.text_id = text, ident("text", text)
     for family in cfg.families:
         if family == "agent":
-            vlm_configured = bool(getattr(getattr(settings, "models", None), "vlm", ""))
+            vlm_configured = bool(settings.models.vlm)
             use_image = cfg.agent_source == "image" or (
                 cfg.agent_source == "auto" and vlm_configured
             )

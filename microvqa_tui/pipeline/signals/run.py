@@ -32,11 +32,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.common.prompts import load_template
-from microvqa_tui.config.signals import SignalSettings, signal_settings
-from microvqa_tui.config.stage1 import stage1_settings
+from microvqa_tui.config.signals import SignalSettings
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.signals import storeio
@@ -47,6 +46,9 @@ from microvqa_tui.progress import CancelToken, ProgressReporter
 from microvqa_tui.vocabulary import FAMILY_SIGNALS
 from store import Store
 from store.schema import utcnow
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 @dataclass
@@ -84,32 +86,32 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
         self.driver: dict[str, Any] = {}
         self.cfg: SignalSettings | None = None
 
-    def _settle(self, settings: Any) -> SignalSettings:
+    def _settle(self, settings: Settings) -> SignalSettings:
         """Settings, the model of each family (loaded here) and the agent's prompts (once)."""
         if self.cfg is not None:
             return self.cfg
-        cfg = signal_settings(settings)
+        cfg = settings.signals
         found = load_models(settings, cfg, self.provider)
         self.ids, self.loaded = found.ids(), found.loaded()
         self.templates = None
         if "agent" in cfg.families and "agent" not in found.missing:
-            prompt_dir = stage1_settings(settings).prompt_dir
+            prompt_dir = settings.stage1.prompt_dir
             self.templates = (
                 load_template(cfg.agent_prompt_file, prompt_dir),
                 load_template(cfg.verdict_prompt_file, prompt_dir),
             )
-        self.seed_base = int(getattr(getattr(settings, "models", None), "seed", 0) or 0)
+        self.seed_base = settings.models.seed
         self.names = [n for f in cfg.families for n in FAMILY_SIGNALS[f]]
         self.cfg = cfg
         return cfg
 
-    def config(self, settings: Any) -> dict[str, Any]:
+    def config(self, settings: Settings) -> dict[str, Any]:
         return self._settle(settings).model_dump(mode="json")
 
-    def batch_size(self, settings: Any) -> int:
+    def batch_size(self, settings: Settings) -> int:
         return self._settle(settings).batch_size
 
-    def pending(self, store: Any, settings: Any) -> Pending[str]:
+    def pending(self, store: Any, settings: Settings) -> Pending[str]:
         cfg = self._settle(settings)
         qa_ids = sorted(store.ids("qas"))
         todo: list[tuple[str, set[str]]] = []
@@ -135,7 +137,7 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
         need, pixel = self.driver["need"], self.driver["pixel"]
         return storeio.read_items(store, list(keys), need, self.ids, self.cfg.families, pixel)
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
 
         cfg = self._settle(settings)
@@ -204,7 +206,7 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
 
 def run_signals(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,

@@ -13,7 +13,6 @@ _EXPORTS = {
     "Stage1Report": "microvqa_tui.pipeline.stage1.run",
     "run_stage1": "microvqa_tui.pipeline.stage1.run",
     "Stage1Settings": "microvqa_tui.config.stage1",
-    "stage1_settings": "microvqa_tui.config.stage1",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from microvqa_tui.common.prompts import PromptTemplate, task_parts
+from microvqa_tui.common.quarantine import Quarantined
 from microvqa_tui.config.stage1 import Stage1Settings
 from microvqa_tui.models.client import UNPARSABLE, JsonResult, LLMRequest, Sampling
 from microvqa_tui.pipeline.stage1 import checks
+from microvqa_tui.vocabulary import ITEM_CAPTION
 from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_STAGE1 as STAGE
 from store.ids import text_id
@@ -53,7 +55,8 @@ def qa_schema(task_type: str, cfg: Stage1Settings, sentences: list[str] | None =
 
 
 def attempt_source(task_type: str, prompt_version: str, k: int) -> str:
-    """The quarantine `source` of one attempt: `<task_type>@<prompt_version>#<k>`."""
+    """The quarantine `source` of one attempt, for people and the row's id:
+    `<task_type>@<prompt_version>#<k>` (code reads the typed fields instead)."""
     return f"{task_type}@{prompt_version}#{k}"
 
 
@@ -189,12 +192,16 @@ def quarantine_row(
     payload = outcome.generation.raw
     if not payload and outcome.generation.value is not None:
         payload = json.dumps(outcome.generation.value, ensure_ascii=False, default=str)
-    return {
-        "quarantine_id": text_id(STAGE, source, attempt.caption.caption_id, failure.reason),
-        "stage": STAGE,
-        "source": source,
-        "ref": attempt.caption.caption_id,
-        "reason": failure.reason,
-        "detail": f"[{model}] {detail}"[:2000],
-        "payload": payload[:PAYLOAD_CHARS],
-    }
+    return Quarantined(
+        stage=STAGE,
+        reason=failure.reason,
+        item_kind=ITEM_CAPTION,
+        item_id=attempt.caption.caption_id,
+        source=source,
+        ref=attempt.caption.caption_id,
+        detail=f"[{model}] {detail}"[:2000],
+        payload=payload[:PAYLOAD_CHARS],
+        task_type=attempt.task_type,
+        attempt=attempt.k,
+        version=prompt_version,
+    ).row()

@@ -25,10 +25,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.common.prompts import load_template, task_parts
-from microvqa_tui.config.stage1 import Stage1Settings, stage1_settings
+from microvqa_tui.config.stage1 import Stage1Settings
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.models.client import JsonResult, LLMClient
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
@@ -50,6 +50,9 @@ from microvqa_tui.vocabulary import TASK_TYPES
 from store import Store
 from store.queries import in_list, quote
 from store.schema import utcnow
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 @dataclass
@@ -88,10 +91,9 @@ def _attempts_made(store: Store, prompt_version: str) -> Counter[tuple[str, str]
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(prompt_version)}"
     for row in store.rows("qas", where, ["caption_id", "task_type"]):
         made[(row["caption_id"], row["task_type"])] += 1
-    where = f"stage = {quote(STAGE)} AND source LIKE {quote('%@' + prompt_version + '#%')}"
-    for row in store.rows("quarantine", where, ["ref", "source"]):
-        task_type = row["source"].split("@", 1)[0]
-        made[(row["ref"], task_type)] += 1
+    where = f"stage = {quote(STAGE)} AND version = {quote(prompt_version)}"
+    for row in store.rows("quarantine", where, ["item_id", "task_type"]):
+        made[(row["item_id"], row["task_type"])] += 1
     return made
 
 
@@ -110,13 +112,13 @@ def _figure_questions(store: Store, figure_ids: list[str]) -> dict[str, list[str
 
 
 # ----------------------------------------------------------------------------- the step
-def load_llm(settings: Any) -> LLMClient:
+def load_llm(settings: Settings) -> LLMClient:
     from microvqa_tui.models.registry import get_llm
 
     return get_llm(settings)
 
 
-def _llm_id(settings: Any) -> tuple[str, LLMClient | None]:
+def _llm_id(settings: Settings) -> tuple[str, LLMClient | None]:
     """(model id, client or None), without loading an in-process model (`client_id`)."""
     from microvqa_tui.models import registry
 
@@ -152,11 +154,11 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
         self.todo: dict[str, list[tuple[str, int]]] = {}
         self.cfg: Stage1Settings | None = None
 
-    def _settle(self, settings: Any) -> Stage1Settings:
+    def _settle(self, settings: Settings) -> Stage1Settings:
         """Settings, template, model id and prompt version (once, before the run row)."""
         if self.cfg is not None:
             return self.cfg
-        cfg = stage1_settings(settings)
+        cfg = settings.stage1
         self.template = load_template(cfg.prompt_file, cfg.prompt_dir)
         for task_type in cfg.task_types:
             task_parts(self.template, task_type)  # fail early on a missing task section
@@ -168,19 +170,19 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
                 self.loaded["llm"] = client
         self.prompt_version = self.template.version(self.model)
         self.limits = check_limits(cfg)
-        self.seed_base = int(getattr(getattr(settings, "models", None), "seed", 0) or 0)
+        self.seed_base = settings.models.seed
         self.cfg = cfg
         return cfg
 
-    def config(self, settings: Any) -> dict[str, Any]:
+    def config(self, settings: Settings) -> dict[str, Any]:
         cfg = self._settle(settings)
         config = {**cfg.model_dump(mode="json"), "prompt_version": self.prompt_version}
         return {**config, "prompt_file": str(self.template.path)}
 
-    def batch_size(self, settings: Any) -> int:
+    def batch_size(self, settings: Settings) -> int:
         return self._settle(settings).batch_size
 
-    def pending(self, store: Any, settings: Any) -> Pending[Key]:
+    def pending(self, store: Any, settings: Settings) -> Pending[Key]:
         cfg = self._settle(settings)
         captions = _captions(store)
         made = _attempts_made(store, self.prompt_version)
@@ -226,7 +228,7 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
                 items.append(_Figure(figure_id, attempts, list(seen.get(figure_id, []))))
         return items
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
 
         self._settle(settings)
@@ -330,7 +332,7 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
 
 def run_stage1(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.common.funnel import FunnelRow
+from microvqa_tui.common.quarantine import Quarantined
 from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.models.client import LLMClient, LLMRequest, Meter
 from microvqa_tui.pipeline.stage3 import prompts
@@ -34,10 +35,14 @@ from microvqa_tui.pipeline.stage3.positions import PositionBalancer, place
 from microvqa_tui.pipeline.stage3.validate import Draft, Failure, check_generation
 from microvqa_tui.vocabulary import (
     FAMILY_CAPTION,
+    GENERATION_FAILED,
+    ITEM_QA,
     ORIGIN_IMPORTED,
     STATUS_HELD_OUT,
     STATUS_KEPT,
     STATUS_PENDING,
+    SUPERSEDED,
+    UNPARSABLE,
 )
 from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
@@ -175,7 +180,7 @@ class MCQGenerator:
             meter.add(reply, "mcq")
             if not reply.ok:
                 result: Draft | Failure = Failure(
-                    "unparsable" if reply.error == "unparsable" else "generation_failed",
+                    UNPARSABLE if reply.error == "unparsable" else GENERATION_FAILED,
                     reply.message or "the model's reply is not the JSON asked for",
                 )
             else:
@@ -313,18 +318,18 @@ def finish_report(report: MCQReport, meter: Meter, clock: float) -> None:
 def quarantine_row(
     qa: dict, version: str, cfg: MCQSettings, failure: AttemptFailure, run_id: str
 ) -> dict:
-    ref = f"{version}#{failure.attempt}"
-    return {
-        "quarantine_id": text_id(STAGE, qa["qa_id"], ref, failure.reason),
-        "stage": STAGE,
-        "source": qa["qa_id"],
-        "ref": ref,
-        "reason": failure.reason,
-        "detail": f"attempt {failure.attempt}/{cfg.max_attempts}: {failure.detail}",
-        "payload": failure.raw[:PAYLOAD_CHARS],
-        "created_at": utcnow(),
-        "run_id": run_id,
-    }
+    return Quarantined(
+        stage=STAGE,
+        reason=failure.reason,
+        item_kind=ITEM_QA,
+        item_id=qa["qa_id"],
+        source=qa["qa_id"],
+        ref=f"{version}#{failure.attempt}",
+        detail=f"attempt {failure.attempt}/{cfg.max_attempts}: {failure.detail}",
+        payload=failure.raw[:PAYLOAD_CHARS],
+        attempt=failure.attempt,
+        version=version,
+    ).row(run_id)
 
 
 def mcq_row(
@@ -388,5 +393,5 @@ def write_batch(
         store.update_where(
             "mcqs",
             in_list("mcq_id", superseded),
-            {"status": STATUS_HELD_OUT, "reason": f"superseded: regenerated with prompt {version}"},
+            {"status": STATUS_HELD_OUT, "reason": SUPERSEDED, "superseded_by": version},
         )

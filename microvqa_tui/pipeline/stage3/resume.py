@@ -51,8 +51,11 @@ def pending_qas(
 
 def failed_qas(store: Store, version: str) -> set[str]:
     """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
-    rows = store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref"])
-    return {r["source"] for r in rows if r["ref"].startswith(version + "#")}
+    return set(store.column("quarantine", "item_id", _of_version(version)))
+
+
+def _of_version(version: str) -> str:
+    return f"stage = {quote(STAGE)} AND version = {quote(version)}"
 
 
 def generation_row(store: Store, qas: list[dict], version: str, qa_source: str) -> FunnelRow:
@@ -61,11 +64,10 @@ def generation_row(store: Store, qas: list[dict], version: str, qa_source: str) 
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(version)}"
     with_mcq = set(store.column("mcqs", "qa_id", where)) & eligible
     last: dict[str, tuple[int, str]] = {}
-    for row in store.rows("quarantine", f"stage = {quote(STAGE)}", ["source", "ref", "reason"]):
-        if row["source"] in eligible and row["ref"].startswith(version + "#"):
-            attempt = int(row["ref"].rsplit("#", 1)[1] or 0)
-            if attempt >= last.get(row["source"], (0, ""))[0]:
-                last[row["source"]] = (attempt, row["reason"])
+    for row in store.rows("quarantine", _of_version(version), ["item_id", "attempt", "reason"]):
+        qa_id, attempt = row["item_id"], row["attempt"]
+        if qa_id in eligible and attempt >= last.get(qa_id, (0, ""))[0]:
+            last[qa_id] = (attempt, row["reason"])
     row = FunnelRow(STAGE, "generation", passed=len(with_mcq))
     for qa_id, (_, reason) in last.items():
         if qa_id not in with_mcq:

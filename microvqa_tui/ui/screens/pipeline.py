@@ -15,7 +15,6 @@ from textual.markup import escape
 from textual.widgets import DataTable, Select, Static
 
 from microvqa_tui.config import Settings
-from microvqa_tui.config.engine import engine_settings
 from microvqa_tui.errors import Cancelled, MicroVQAError
 from microvqa_tui.progress import CancelToken
 from microvqa_tui.services.status import (
@@ -104,7 +103,7 @@ class PipelineScreen(BaseScreen):
         with Horizontal(id="pipeline-body"):
             with Vertical(id="pipeline-main"):
                 yield DataTable(id="stages", cursor_type="row", zebra_stripes=False)
-                yield EngineBar(engine_settings(self.mvqa.settings), id="engine-bar")
+                yield EngineBar(self.mvqa.settings.engine, id="engine-bar")
                 yield Static("", id="stage-info")
                 yield TaskProgress(id="pipeline-progress")
                 yield LogPane(id="pipeline-log")
