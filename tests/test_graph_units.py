@@ -174,7 +174,7 @@ def test_approximate_knn_finds_most_true_neighbours():
 
 
 def test_copies_hear_their_source_first(data):
-    from microvqa_tui.pipeline.graph.build import copy_knn
+    from microvqa_tui.pipeline.graph.context import copy_knn
 
     negatives = corrupt(data.inputs, 0.3)
     g = build_graph(data.inputs, knn_k=3, negatives=negatives)

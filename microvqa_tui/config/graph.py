@@ -71,6 +71,13 @@ class GraphSettings(BaseModel):
         "another figure (its signals unchanged): teaches the graph that a question fitting "
         "other figures as well is suspect.",
     )
+    wrong_pair_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the wrong-figure negatives that keep their own caption (a "
+        "caption attached to the wrong figure: the caption still entails the QA).",
+    )
     val_fraction: float = Field(
         0.2, ge=0, lt=1, description="Held-out share of the weak labels used for early stopping."
     )

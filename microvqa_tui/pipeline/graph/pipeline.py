@@ -141,6 +141,7 @@ def _build(
         seed=settings.seed,
         wrong_figure_share=settings.wrong_figure_share,
         duplicate_share=settings.duplicate_share,
+        wrong_pair_share=settings.wrong_pair_share,
     )
     graph = build_graph(
         inputs,
