@@ -45,7 +45,7 @@ class GraphSettings(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between layers.")
     epochs: int = Field(150, ge=1, description="Most training epochs (full batch).")
     patience: int = Field(
-        10, ge=1, description="Early stopping: epochs without a better validation loss."
+        5, ge=1, description="Early stopping: epochs without a better validation loss."
     )
     lr: float = Field(5e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
