@@ -94,32 +94,45 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
     return inputs, {"embedding_spaces": spaces, "signal_models": models}
 
 
+def _name_codes(rows: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Signal names as integer codes (a handful of names over millions of rows), in sorted
+    name order, and the sorted names."""
+    encoded = rows.column("name").combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    ordered = sorted(names)
+    code_of = np.array([ordered.index(n) for n in names], np.int64)
+    return code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)], ordered
+
+
 def _read_signals(store, qa_ids, caption_ids, qa_caption):
     columns = ["signal_id", "item_id", "name", "value", "available", "model"]
     rows = store.arrow("signals", columns=columns)
     n_qa, n_cap = len(qa_ids), len(caption_ids)
     if rows.num_rows == 0:
         return SignalTable.empty(n_qa), SignalTable.empty(n_cap), {}
-    rows = rows.sort_by("signal_id")  # which of several rows wins must not be the store's order
-    # Names as integer codes (a handful of distinct names over millions of rows).
-    encoded = rows.column("name").combine_chunks().dictionary_encode()
-    names = encoded.dictionary.to_pylist()
-    ordered = sorted(names)
-    code_of = np.array([ordered.index(n) for n in names], np.int64)
-    codes = code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)]
+    codes, ordered = _name_codes(rows)
+    qa_pos = _positions(rows.column("item_id"), qa_ids)
+    cap_pos = _positions(rows.column("item_id"), caption_ids)
+    item = np.where(qa_pos >= 0, qa_pos, np.where(cap_pos >= 0, n_qa + cap_pos, -1))
+    key = (item * len(ordered) + codes)[item >= 0]
+    if len(np.unique(key)) < len(key):
+        # Several rows for one (item, signal): which wins must not be the store's order.
+        # (Sorting millions of ids is the slowest part of the read; only done when needed.)
+        rows = rows.sort_by("signal_id")
+        codes, ordered = _name_codes(rows)
+        qa_pos = _positions(rows.column("item_id"), qa_ids)
+        cap_pos = _positions(rows.column("item_id"), caption_ids)
     value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float32)  # None -> nan
     available = np.asarray(
         rows.column("available").fill_null(False).to_numpy(zero_copy_only=False), bool
     )
     available &= np.isfinite(value)
-    qa_pos = _positions(rows.column("item_id"), qa_ids)
-    cap_pos = _positions(rows.column("item_id"), caption_ids)
-    models: dict[str, str] = {}
-    model_col = rows.column("model").to_numpy(zero_copy_only=False)
-    for code, name in enumerate(ordered):
-        first = np.flatnonzero((codes == code) & (model_col != ""))[:1]
-        if len(first):
-            models[name] = str(model_col[first[0]])
+    # Each signal's model: the least model name (not the first row: the store's order).
+    named = rows.select(["name", "model"]).filter(pc.field("model") != "")
+    models = {
+        r["name"]: str(r["model_min"])
+        for r in named.group_by("name").aggregate([("model", "min")]).to_pylist()
+    }
     # Available rows last, so that they win when one (item, signal) has several rows.
     order = np.argsort(available, kind="stable")
 
