@@ -85,7 +85,8 @@ def knn(
     n_cand = min(m - 1, k_eff + RERANK_EXTRA) if fast else k_eff
     if dev.type == "cuda":
         memory_mb = max(memory_mb, CUDA_MIN_BLOCK_MB)
-    xv = torch.nn.functional.normalize(x[rows_ok], dim=1).to(dev)
+    # Every row valid (the usual case): no gathered copy of a matrix that may be gigabytes.
+    xv = torch.nn.functional.normalize(x if m == n else x[rows_ok], dim=1).to(dev)
     if approximate if approximate is not None else m > EXACT_MAX_ROWS:
         out_i, out_s = _reduced_ivf_search(xv, k_eff, memory_mb)
         return _scatter_back(index, sims, rows_ok, k_eff, out_i.cpu(), out_s.cpu())
