@@ -174,7 +174,7 @@ def test_approximate_knn_finds_most_true_neighbours():
 
 
 def test_copies_hear_their_source_first(data):
-    from microvqa_tui.pipeline.graph.build import copy_knn
+    from microvqa_tui.pipeline.graph.context import copy_knn
 
     negatives = corrupt(data.inputs, 0.3)
     g = build_graph(data.inputs, knn_k=3, negatives=negatives)
@@ -370,6 +370,49 @@ def test_corruption_makes_the_stated_fraction_of_each_kind(data):
     assert np.all(neg.figure[contra] == inputs.qa_figure[neg.source[contra]])
     c = neg.signals.index("nli_contradict")
     assert np.all(neg.signals.values[contra, c] >= 0.5) and np.all(neg.signals.mask[contra, c])
+
+
+def test_neighbourhood_columns_mean_none_and_best_match_on_another_figure():
+    from microvqa_tui.pipeline.graph.context import neighbourhood_features
+    from microvqa_tui.pipeline.graph.corrupt import SyntheticNegatives
+
+    inputs = GraphInputs(
+        qa_ids=["q0", "q1", "q2", "q3"],
+        figure_ids=["f0", "f1"],
+        caption_ids=["c0", "c1"],
+        qa_figure=[0, 0, 1, 1],
+        qa_caption=[0, 0, 1, 1],
+        caption_figure=[0, 1],
+        signals=SignalTable.empty(4),
+    )
+    index = np.array([[1, 2], [0, -1], [3, 0], [-1, -1]])
+    sims = np.array([[0.9, 0.5], [0.9, 0.0], [0.8, 0.6], [0.0, 0.0]], np.float32)
+    out = neighbourhood_features(inputs, SyntheticNegatives.none([]), (index, sims))
+    np.testing.assert_allclose(out[:, 0], [0.7, 0.9, 0.7, 0.0])  # mean over real neighbours
+    np.testing.assert_array_equal(out[:, 1], [0, 0, 0, 1])  # no neighbours at all
+    np.testing.assert_allclose(out[:, 2], [0.5, 0.0, 0.6, 0.0])  # best one on another figure
+
+
+def test_wrong_pair_copies_keep_their_caption_and_its_entailment(data):
+    inputs = data.inputs
+    neg = corrupt(inputs, 0.4, seed=2, wrong_figure_share=1.0, wrong_pair_share=0.5)
+    src = neg.source
+    kept = (neg.kind == WRONG_FIGURE) & (neg.caption == inputs.qa_caption[src])
+    moved = (neg.kind == WRONG_FIGURE) & ~kept
+    assert abs(int(kept.sum()) - int(moved.sum())) <= 1 and kept.any()
+    # Another figure, but the QA's own caption: a caption attached to the wrong figure.
+    assert np.all(neg.figure[kept] != inputs.qa_figure[src[kept]])
+    # The caption still entails the QA: its NLI triple is the source's, unlike a moved copy's.
+    e = inputs.signals.index("nli_entail")
+    assert np.array_equal(neg.signals.values[kept, e], inputs.signals.values[src[kept], e])
+    assert not np.array_equal(neg.signals.values[moved, e], inputs.signals.values[src[moved], e])
+    # The figure-caption similarity is that of the new, wrong pair.
+    j = neg.signals.index("clip_image_caption")
+    img = inputs.embeddings["image"]["clip"].normalized()
+    cap = inputs.embeddings["caption"]["clip"].normalized()
+    for row in np.flatnonzero(kept)[:10]:
+        expected = float(img[neg.figure[row]] @ cap[neg.caption[row]])
+        assert neg.signals.values[row, j] == pytest.approx(expected, abs=1e-5)
 
 
 def test_corruption_kinds_follow_what_is_possible(data):

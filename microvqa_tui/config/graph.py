@@ -45,7 +45,7 @@ class GraphSettings(BaseModel):
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout between layers.")
     epochs: int = Field(150, ge=1, description="Most training epochs (full batch).")
     patience: int = Field(
-        10, ge=1, description="Early stopping: epochs without a better validation loss."
+        5, ge=1, description="Early stopping: epochs without a better validation loss."
     )
     lr: float = Field(5e-3, gt=0, description="AdamW learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -70,6 +70,13 @@ class GraphSettings(BaseModel):
         description="Share of synthetic negatives that are verbatim duplicates of a QA on "
         "another figure (its signals unchanged): teaches the graph that a question fitting "
         "other figures as well is suspect.",
+    )
+    wrong_pair_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the wrong-figure negatives that keep their own caption (a "
+        "caption attached to the wrong figure: the caption still entails the QA).",
     )
     val_fraction: float = Field(
         0.2, ge=0, lt=1, description="Held-out share of the weak labels used for early stopping."

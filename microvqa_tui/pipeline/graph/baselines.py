@@ -19,12 +19,14 @@ from microvqa_tui.pipeline.graph.weak_labels import TrainTargets
 
 def signal_features(graph: HiCQAGraph, *, neighbourhood: bool = False) -> np.ndarray:
     """Per QA node (real then copies): `[z-value, available]` per signal, and with
-    `neighbourhood` the 4 neighbourhood-agreement features. (N_nodes, F) float32."""
+    `neighbourhood` the context features (`context.neighbourhood_features`). (N_nodes, F) float32."""
     std = Standardizer.fit(graph.qa_signals.rows(np.arange(graph.n_real)))
     x = std.features(graph.qa_signals.values, graph.qa_signals.mask)
     if neighbourhood:
         off = graph.qa_signal_offset
-        x = np.concatenate([x, graph.data["qa"].x[:, off - 4 : off].numpy()], axis=1)
+        x = np.concatenate(
+            [x, graph.data["qa"].x[:, off - graph.context_width : off].numpy()], axis=1
+        )
     return x.astype(np.float32)
 
 

@@ -28,6 +28,11 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
+from microvqa_tui.pipeline.graph.context import (
+    NEIGHBOURHOOD_WIDTH,
+    copy_knn,
+    neighbourhood_features,
+)
 from microvqa_tui.pipeline.graph.corrupt import SyntheticNegatives
 from microvqa_tui.pipeline.graph.inputs import NODE_TYPES, Embeddings, GraphInputs, SignalTable
 from microvqa_tui.pipeline.graph.knn import knn, knn_edges
@@ -92,6 +97,7 @@ class HiCQAGraph:
     standardizer: Standardizer
     qa_signals: SignalTable  # real QAs then copies
     qa_signal_offset: int  # first column of the signal features in data["qa"].x
+    context_width: int = NEIGHBOURHOOD_WIDTH  # neighbourhood columns just before them
     knn: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     families: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -188,54 +194,6 @@ def knn_vectors(families: dict[str, Embeddings], n: int) -> tuple[np.ndarray | N
     for name in families:
         valid |= families[name].mask
     return (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)), valid
-
-
-def copy_knn(
-    index: np.ndarray, sims: np.ndarray, source: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """k-NN lists of synthetic copies: the QA copied first (a copy is its near-duplicate, the
-    same text with another answer or on another figure), then its nearest QAs."""
-    if not len(source) or index.shape[1] == 0:
-        return index[source], sims[source]
-    lists = np.concatenate([source[:, None], index[source][:, :-1]], axis=1)
-    weights = np.concatenate([np.ones((len(source), 1), sims.dtype), sims[source][:, :-1]], axis=1)
-    has = index[source][:, :1] >= 0  # a source without an embedding has no neighbours
-    return np.where(has, lists, index[source]), np.where(has, weights, sims[source])
-
-
-def neighbourhood_features(
-    inputs: GraphInputs,
-    negatives: SyntheticNegatives,
-    qa_knn: tuple[np.ndarray, np.ndarray] | None,
-) -> np.ndarray:
-    """Per QA node: the share of its k nearest QAs attached to the same figure, and to the
-    same caption, their mean similarity, and a no-neighbours flag. (N_real + N_copies, 4).
-
-    A QA whose nearest QAs all hang off other figures is probably about another figure; a
-    copy is measured against its own (new) figure and caption with its source's neighbours.
-    """
-    n = inputs.n_qa + len(negatives)
-    out = np.zeros((n, 4), np.float32)
-    out[:, 3] = 1.0
-    if qa_knn is None:
-        return out
-    index, sims = qa_knn
-    copy_index, copy_sims = copy_knn(index, sims, negatives.source)
-    index = np.concatenate([index, copy_index])
-    sims = np.concatenate([sims, copy_sims])
-    figure = np.concatenate([inputs.qa_figure, negatives.figure])
-    caption = np.concatenate([inputs.qa_caption, negatives.caption])
-    has = index >= 0
-    nbr = np.maximum(index, 0)
-    count = has.sum(1)
-    denom = np.maximum(count, 1)
-    same_fig = (inputs.qa_figure[nbr] == figure[:, None]) & has
-    same_cap = (inputs.qa_caption[nbr] == caption[:, None]) & has & (caption[:, None] >= 0)
-    out[:, 0] = same_fig.sum(1) / denom
-    out[:, 1] = same_cap.sum(1) / denom
-    out[:, 2] = np.where(has, sims, 0.0).sum(1) / denom
-    out[:, 3] = (count == 0).astype(np.float32)
-    return out
 
 
 def build_graph(

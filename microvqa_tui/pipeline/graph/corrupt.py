@@ -103,9 +103,14 @@ def corrupt(
     seed: int = 0,
     wrong_figure_share: float = 0.5,
     duplicate_share: float = 0.0,
+    wrong_pair_share: float = 0.0,
 ) -> SyntheticNegatives:
     """`round(fraction * n_qa)` corrupted copies (see the module doc): `duplicate_share`
     of them duplicates, of the rest `wrong_figure_share` on the wrong figure.
+
+    `wrong_pair_share` of the wrong-figure copies keep their own caption (the caption and its
+    QA were attached to another figure: the caption still entails the QA, only the image
+    signals and the figure-caption pair show it).
 
     Wrong-figure copies need at least two figures; contradicted ones need an NLI or agent
     signal to carry the contradiction. When only one kind is possible, all copies are of it;
@@ -138,9 +143,15 @@ def corrupt(
     wrong = np.flatnonzero(kind == WRONG_FIGURE)
     if len(wrong):
         _attach_elsewhere(inputs, rng, source[wrong], figure, caption, wrong)
-        _wrong_pair_signals(
-            inputs, rng, source[wrong], figure[wrong], caption[wrong], values, mask, wrong
-        )
+        paired = _share(rng, wrong, wrong_pair_share)
+        caption[paired] = inputs.qa_caption[source[paired]]
+        moved = np.setdiff1d(wrong, paired)
+        for rows, keep_caption in ((moved, False), (paired, True)):
+            if len(rows):
+                _wrong_pair_signals(
+                    inputs, rng, source[rows], figure[rows], caption[rows], values, mask, rows,
+                    keep_caption=keep_caption,
+                )  # fmt: skip
     contra = np.flatnonzero(kind == CONTRADICTED)
     if len(contra):
         _contradict(sig, rng, values, mask, contra)
@@ -182,7 +193,17 @@ def _attach_elsewhere(inputs, rng, src, figure, caption, rows) -> None:
     caption[rows] = np.where(has, order[pick], -1)
 
 
-def _wrong_pair_signals(inputs, rng, src, fig, cap, values, mask, rows) -> None:
+def _share(rng: np.random.Generator, rows: np.ndarray, share: float) -> np.ndarray:
+    """A random `share` of `rows` (nothing drawn when the share is 0)."""
+    m = int(np.floor(share * len(rows) + 0.5))
+    return np.sort(rng.choice(rows, size=m, replace=False)) if m else rows[:0]
+
+
+def _wrong_pair_signals(
+    inputs, rng, src, fig, cap, values, mask, rows, *, keep_caption: bool = False
+) -> None:
+    """Signals of copies `rows` on figure `fig` and caption `cap`; `keep_caption`: the
+    QA's own caption, so its NLI triple stands and the pair is not a real one."""
     sig = inputs.signals
     endpoint = {"image": fig, "caption": cap, "qa": src}
     done: set[str] = set()
@@ -207,14 +228,16 @@ def _wrong_pair_signals(inputs, rng, src, fig, cap, values, mask, rows) -> None:
         j, pair = sig.index(name), inputs.caption_signals.column(name)
         if j is None or name in done:
             continue
-        ok = (cap >= 0) & (pair[1][c] if pair is not None else False)
+        ok = (cap >= 0) & (pair[1][c] if pair is not None else False) & (not keep_caption)
         values[rows, j] = np.where(ok, pair[0][c] if pair is not None else 0.0, 0.0)
         mask[rows, j] = ok
         done.add(name)
 
     # NLI: the triple of a real QA with low entailment (what an unrelated caption gives).
     nli_cols = [(n, sig.index(n)) for n in NLI_SIGNALS if sig.index(n) is not None]
-    if nli_cols:
+    if keep_caption:  # its own caption still entails it
+        done.update(n for n, _ in nli_cols)
+    elif nli_cols:
         ent = sig.column("nli_entail")
         if ent is not None and ent[1].any():
             avail = np.flatnonzero(ent[1])

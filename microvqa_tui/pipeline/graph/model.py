@@ -290,7 +290,8 @@ class HiCQAGNN(nn.Module):
             r: int(data[r].edge_attr.shape[1]) for r in relations if uses_attention(r, attention)
         }
         in_dims = {t: int(data[t].x.shape[1]) for t in NODE_TYPES}
-        wide = (graph.qa_signal_offset - 4, in_dims["qa"])  # neighbourhood + signal features
+        # context (`context.neighbourhood_features`) + own signal features
+        wide = (graph.qa_signal_offset - graph.context_width, in_dims["qa"])
         return cls(in_dims, relations, edge_dims, wide=wide, **kwargs)
 
     @classmethod

@@ -113,7 +113,9 @@ def fit_and_filter(
     result = train(graph, targets, settings, device=dev, progress=progress, cancel=cancel)
     lap("train_s")
     progress.start("graph: scoring", None)
-    all_scores = evaluate(result.model, result.inputs).scores
+    all_scores = result.scores
+    if all_scores is None:
+        all_scores = evaluate(result.model, result.inputs).scores
     scores = all_scores[: graph.n_real]
     lap("score_s")
     filtered = _filter(result, inputs, graph, settings, all_scores, human=human, explain=explain)
@@ -141,6 +143,7 @@ def _build(
         seed=settings.seed,
         wrong_figure_share=settings.wrong_figure_share,
         duplicate_share=settings.duplicate_share,
+        wrong_pair_share=settings.wrong_pair_share,
     )
     graph = build_graph(
         inputs,

@@ -94,32 +94,45 @@ def read_inputs(store: Store) -> tuple[GraphInputs, dict[str, Any]]:
     return inputs, {"embedding_spaces": spaces, "signal_models": models}
 
 
+def _name_codes(rows: pa.Table) -> tuple[np.ndarray, list[str]]:
+    """Signal names as integer codes (a handful of names over millions of rows), in sorted
+    name order, and the sorted names."""
+    encoded = rows.column("name").combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    ordered = sorted(names)
+    code_of = np.array([ordered.index(n) for n in names], np.int64)
+    return code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)], ordered
+
+
 def _read_signals(store, qa_ids, caption_ids, qa_caption):
     columns = ["signal_id", "item_id", "name", "value", "available", "model"]
     rows = store.arrow("signals", columns=columns)
     n_qa, n_cap = len(qa_ids), len(caption_ids)
     if rows.num_rows == 0:
         return SignalTable.empty(n_qa), SignalTable.empty(n_cap), {}
-    rows = rows.sort_by("signal_id")  # which of several rows wins must not be the store's order
-    # Names as integer codes (a handful of distinct names over millions of rows).
-    encoded = rows.column("name").combine_chunks().dictionary_encode()
-    names = encoded.dictionary.to_pylist()
-    ordered = sorted(names)
-    code_of = np.array([ordered.index(n) for n in names], np.int64)
-    codes = code_of[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)]
+    codes, ordered = _name_codes(rows)
+    qa_pos = _positions(rows.column("item_id"), qa_ids)
+    cap_pos = _positions(rows.column("item_id"), caption_ids)
+    item = np.where(qa_pos >= 0, qa_pos, np.where(cap_pos >= 0, n_qa + cap_pos, -1))
+    key = (item * len(ordered) + codes)[item >= 0]
+    if len(np.unique(key)) < len(key):
+        # Several rows for one (item, signal): which wins must not be the store's order.
+        # (Sorting millions of ids is the slowest part of the read; only done when needed.)
+        rows = rows.sort_by("signal_id")
+        codes, ordered = _name_codes(rows)
+        qa_pos = _positions(rows.column("item_id"), qa_ids)
+        cap_pos = _positions(rows.column("item_id"), caption_ids)
     value = rows.column("value").to_numpy(zero_copy_only=False).astype(np.float32)  # None -> nan
     available = np.asarray(
         rows.column("available").fill_null(False).to_numpy(zero_copy_only=False), bool
     )
     available &= np.isfinite(value)
-    qa_pos = _positions(rows.column("item_id"), qa_ids)
-    cap_pos = _positions(rows.column("item_id"), caption_ids)
-    models: dict[str, str] = {}
-    model_col = rows.column("model").to_numpy(zero_copy_only=False)
-    for code, name in enumerate(ordered):
-        first = np.flatnonzero((codes == code) & (model_col != ""))[:1]
-        if len(first):
-            models[name] = str(model_col[first[0]])
+    # Each signal's model: the least model name (not the first row: the store's order).
+    named = rows.select(["name", "model"]).filter(pc.field("model") != "")
+    models = {
+        r["name"]: str(r["model_min"])
+        for r in named.group_by("name").aggregate([("model", "min")]).to_pylist()
+    }
     # Available rows last, so that they win when one (item, signal) has several rows.
     order = np.argsort(available, kind="stable")
 
@@ -150,18 +163,15 @@ def _read_signals(store, qa_ids, caption_ids, qa_caption):
 def _read_embeddings(store: Store, ids: dict[str, list[str]]):
     embeddings: dict[str, dict[str, Embeddings]] = {}
     spaces: list[str] = []
+    universe: dict[str, pa.Array] = {}  # each node type's ids as Arrow, built once
     for table_name in sorted(store.table_names()):
         if not table_name.startswith(EMBEDDING_PREFIX):
             continue
         space = table_name[len(EMBEDDING_PREFIX) :]
-        data = store.arrow(table_name, columns=["item_id", "vector"])
-        if data.num_rows == 0:
-            continue
         typed = _space_node_type(space)
         if typed is None:  # match by ids: the node type most of its ids belong to
-            hits = {
-                t: int((_positions(data.column("item_id"), ids[t]) >= 0).sum()) for t in NODE_TYPES
-            }
+            item_ids = store.arrow(table_name, columns=["item_id"]).column("item_id")
+            hits = {t: int((_positions(item_ids, ids[t]) >= 0).sum()) for t in NODE_TYPES}
             best = max(hits, key=lambda t: hits[t])
             if hits[best] == 0:
                 continue
@@ -169,18 +179,37 @@ def _read_embeddings(store: Store, ids: dict[str, list[str]]):
         node_type, family = typed
         if family in embeddings.get(node_type, {}):
             continue
-        pos = _positions(data.column("item_id"), ids[node_type])
-        vectors = _vectors(data.column("vector"))
-        keep = pos >= 0
-        if not keep.any():
+        read = _read_vectors(store, table_name, ids[node_type], universe.get(node_type))
+        if read is None:
             continue
-        full = np.zeros((len(ids[node_type]), vectors.shape[1]), np.float32)
-        mask = np.zeros(len(ids[node_type]), bool)
-        full[pos[keep]] = vectors[keep]
-        mask[pos[keep]] = True
+        full, mask, universe[node_type] = read
         embeddings.setdefault(node_type, {})[family] = Embeddings(full, mask)
         spaces.append(space)
     return embeddings, spaces
+
+
+READ_BATCH = 131_072  # rows per streamed batch of an embedding table
+
+
+def _read_vectors(store: Store, table_name: str, ids: list[str], universe: pa.Array | None):
+    """The vectors of `ids` (zeros where absent) and which are present, streamed a batch at a
+    time into one float32 matrix: memory is the matrix plus one batch, not the table twice.
+    Returns (matrix, mask, the ids as Arrow) or None when none of `ids` has a vector."""
+    universe = universe if universe is not None else pa.array(ids, pa.string())
+    full: np.ndarray | None = None
+    mask = np.zeros(len(ids), bool)
+    for batch in store.batches(table_name, ["item_id", "vector"], batch_size=READ_BATCH):
+        pos = pc.index_in(batch.column("item_id"), value_set=universe)
+        pos = np.asarray(pos.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+        keep = pos >= 0
+        if not keep.any():
+            continue
+        vectors = _vectors(batch.column("vector"))
+        if full is None:
+            full = np.zeros((len(ids), vectors.shape[1]), np.float32)
+        full[pos[keep]] = vectors[keep]
+        mask[pos[keep]] = True
+    return None if full is None else (full, mask, universe)
 
 
 def human_labels_from_store(store: Store) -> dict[str, int]:

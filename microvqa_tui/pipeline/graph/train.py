@@ -91,6 +91,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     inputs: ModelInputs | None = None  # the tensors on the training device, for reuse
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    scores: np.ndarray | None = None  # every QA node's score with the kept weights
 
 
 def _weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -106,14 +107,17 @@ def evaluate(
     targets: TrainTargets | None = None,
     mask: np.ndarray | None = None,
     loss_only: bool = False,
+    logits: torch.Tensor | None = None,
 ) -> Evaluation:
     """Scores of every QA node; with `targets`, loss/AUC/accuracy over the nodes in `mask`
-    (default: the validation part); `loss_only` skips AUC and accuracy."""
-    was_training = model.training
-    model.eval()
-    logits = model(inputs)
-    if was_training:
-        model.train()
+    (default: the validation part); `loss_only` skips AUC and accuracy. `logits`: the
+    model's output on `inputs` when already computed (no second forward pass)."""
+    if logits is None:
+        was_training = model.training
+        model.eval()
+        logits = model(inputs)
+        if was_training:
+            model.train()
     scores = torch.sigmoid(logits).float().cpu().numpy()
     result = Evaluation(scores=scores)
     if targets is None:
@@ -201,8 +205,12 @@ def train(
             model, inputs, augment, fit, targets, settings, progress, cancel
         )
         model.eval()
-        final_train = evaluate(model, inputs, targets=targets, mask=targets.train & labelled)
-        final_val = evaluate(model, inputs, targets=targets)
+        with torch.no_grad():
+            logits = model(inputs)  # one forward pass for both reports and the scores
+        final_train = evaluate(
+            model, inputs, targets=targets, mask=targets.train & labelled, logits=logits
+        )
+        final_val = evaluate(model, inputs, targets=targets, logits=logits)
     metrics: dict[str, Any] = {
         "epochs_run": len(history),
         "best_epoch": best_epoch,
@@ -213,7 +221,7 @@ def train(
         **final_val.metrics("val"),
         **targets.summary(),
     }
-    return TrainResult(model, metrics, history, inputs, device)
+    return TrainResult(model, metrics, history, inputs, device, final_val.scores)
 
 
 def _fit_epochs(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from microvqa_tui.pipeline.graph.inputs import GraphInputs, SignalTable
 from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT
@@ -22,20 +23,31 @@ WRITE_BATCH = 200_000
 QA_COLUMNS = ["status", "reason", "score"]  # the QA columns this step owns
 
 
-def _signal_json(signals: SignalTable, extra: dict[str, np.ndarray] | None = None) -> list[str]:
-    names = signals.names
-    values = np.round(signals.values.astype(np.float64), 4).tolist()
-    mask = signals.mask.tolist()
-    extra_items = [
-        (k, np.round(v.astype(np.float64), 4).tolist()) for k, v in (extra or {}).items()
+def _number_strings(values: np.ndarray) -> pa.Array:
+    """Values rounded to 4 decimals as JSON number literals (Arrow's shortest round-trip
+    formatting; a whole number reads `1`, not `1.0`)."""
+    return pc.cast(pc.round(pa.array(np.asarray(values, np.float64)), 4), pa.string())
+
+
+def _signal_json(signals: SignalTable, extra: dict[str, np.ndarray] | None = None) -> pa.Array:
+    """One JSON object per row, `{"name": value, ...}` over the available signals, then
+    `extra`'s columns; built column by column in Arrow (a million rows in about a second,
+    where a `json.dumps` per row took ten)."""
+    n = signals.values.shape[0]
+    parts: list[pa.Array] = []
+    columns = [
+        (name, signals.values[:, j], signals.mask[:, j]) for j, name in enumerate(signals.names)
     ]
-    out = []
-    for i, (vals, ok) in enumerate(zip(values, mask, strict=True)):
-        d = {n: v for n, v, a in zip(names, vals, ok, strict=True) if a}
-        for k, col in extra_items:
-            d[k] = col[i]
-        out.append(json.dumps(d))
-    return out
+    columns += [(k, v, None) for k, v in (extra or {}).items()]
+    for name, values, available in columns:
+        item = pc.binary_join_element_wise(json.dumps(name) + ": ", _number_strings(values), "")
+        if available is not None:
+            item = pc.if_else(pa.array(available), item, pa.nulls(n, pa.string()))
+        parts.append(item)
+    if not parts:
+        return pa.array(["{}"] * n, pa.string())
+    body = pc.binary_join_element_wise(*parts, ", ", null_handling="skip")
+    return pc.binary_join_element_wise("{", body, "}", "")
 
 
 def write_qas(store: Store, inputs: GraphInputs, scores, keep, reasons) -> None:
@@ -65,14 +77,18 @@ class _Edges:
     dst_type: str
     dst_ids: list[str]
     weight: np.ndarray
-    attrs: list[str]
+    attrs: list[str] | pa.Array
     start: int = 0
 
     def to_arrow(self, run_id: str) -> pa.Table:
         n = len(self.src_ids)
         return pa.table(
             {
-                "edge_id": [f"{run_id}:{self.relation}:{self.start + i}" for i in range(n)],
+                "edge_id": pc.binary_join_element_wise(
+                    f"{run_id}:{self.relation}:",
+                    pc.cast(pa.array(np.arange(self.start, self.start + n)), pa.string()),
+                    "",
+                ),
                 "run_id": pa.array([run_id] * n, pa.string()),
                 "src_type": pa.array([self.src_type] * n, pa.string()),
                 "src_id": pa.array(self.src_ids, pa.string()),
@@ -80,7 +96,9 @@ class _Edges:
                 "dst_id": pa.array(self.dst_ids, pa.string()),
                 "relation": pa.array([self.relation] * n, pa.string()),
                 "weight": pa.array(np.asarray(self.weight, np.float64), pa.float64()),
-                "attrs_json": pa.array(self.attrs, pa.string()),
+                "attrs_json": pa.array(self.attrs, pa.string())
+                if isinstance(self.attrs, list)
+                else self.attrs,
             }
         )
 
@@ -102,7 +120,7 @@ def _structural_edges(inputs: GraphInputs, scores: np.ndarray) -> Iterator[_Edge
     qa_ids = np.asarray(inputs.qa_ids, dtype=object)
     fig_ids = np.asarray(inputs.figure_ids, dtype=object)
     cap_ids = np.asarray(inputs.caption_ids, dtype=object)
-    qa_json = np.asarray(_signal_json(inputs.signals, {"score": scores}), dtype=object)
+    qa_json = _signal_json(inputs.signals, {"score": scores})
     if inputs.n_captions:
         cap_json = _signal_json(inputs.caption_signals)
         j = inputs.caption_signals.index("clip_image_caption")
@@ -127,7 +145,7 @@ def _structural_edges(inputs: GraphInputs, scores: np.ndarray) -> Iterator[_Edge
             "qa",
             qa_ids[has].tolist(),
             scores[has],
-            qa_json[has].tolist(),
+            qa_json.take(pa.array(has)),
         )
     yield _Edges(
         "about",
@@ -136,7 +154,7 @@ def _structural_edges(inputs: GraphInputs, scores: np.ndarray) -> Iterator[_Edge
         "image",
         fig_ids[inputs.qa_figure].tolist(),
         scores,
-        qa_json.tolist(),
+        qa_json,
     )
 
 
