@@ -1,42 +1,54 @@
 """Fault harness: SIGKILL every step at random moments and race writers, readers and reviews;
 compare each outcome with an uninterrupted reference run.
 
-    python benchmarks/faults.py               # the full campaign (34 trials planned)
+    python benchmarks/faults.py               # the full campaign, LLM steps included (15 min)
     python benchmarks/faults.py --quick       # a handful of trials, no LLM steps
     python benchmarks/faults.py --no-llm      # every trial kind over the steps without an LLM
+    python benchmarks/faults.py --no-fork     # a fresh interpreter per command (slower)
     python benchmarks/faults.py --json        # one JSON object on stdout
 
 Everything runs through the CLI (`python -m microvqa_tui`, this tree first on PYTHONPATH)
-on a few figures of the embedded sample, in a scratch folder:
+on a few figures of the embedded sample, in a scratch folder. By default each command is a
+child forked from a preloaded fork server (`forkserver.py`: torch, llama_cpp, transformers,
+... imported once; models are still loaded by each child, and each child is SIGKILLed like
+any process); `--no-fork` starts a fresh interpreter per command instead.
 
 1. reference: the chain ingest → generate spatial → embed → stage1 → signals → graph → mcq
-   → select → dedup → export runs once, uninterrupted; the store is copied after each step;
-2. kill trials: from the store before step S, S starts and is SIGKILLed at a random moment
-   (seeded), then S runs again to the end; the store (or export folder) must equal the
-   reference after S: same ids, same key columns (`faultkit.KEY_COLUMNS`), no duplicates;
+   → select → dedup → export runs once, uninterrupted; the store is copied after each step,
+   and each step's time is split into start-up (until its run record opens) and work;
+2. kill trials: from the store before step S, S starts; once its run record opens, it is
+   SIGKILLed after a random (seeded) share of the reference's work time; then S runs again
+   to the end; the store (or export folder) must equal the reference after S: same ids,
+   same key columns (`faultkit.KEY_COLUMNS`), no duplicates;
 3. concurrent ingests: two ingests of overlapping manifests at once on an empty store;
-4. races: during each step after the first, a reviewer (the review service, in another
+4. races: during each step after the first two, a reviewer (the review service, in another
    process) accepts and rejects MCQs and a reader (the TUI's query service and `stats`)
    reads; afterwards every decision must still show on its item ("decisions lost"
    otherwise), the reader must have seen no error, and the store must equal the reference
    apart from the review columns.
 
-Failures are listed with their trial, step and table. The LLM steps use the offline SmolLM2
-GGUF with every count bounded (see LLM_ENV). No trial starts after --budget-s (default 900 s);
-those left are counted as `skipped_for_time`. A step that cannot run on the input (e.g. the
-graph without labelled QAs) is listed in `steps_not_run` and gets no trials.
+Budget: the reference's step times give each trial's expected cost; every trial kind runs
+once (one kill per step, the ingest pairs, the races), then as many further rounds of kills
+as fit `--budget-s` (default 900 s, the reference included), run `--jobs` at a time. A
+trial whose expected cost no longer fits is skipped (`skipped_for_time`). The LLM steps use
+the offline SmolLM2 GGUF with every count bounded (see LLM_ENV): Stage 1 on 2 captions, one
+MCQ attempt per QA, selection with one answer per LLM check. A step that cannot run on the
+input is listed in `steps_not_run` and gets no trials. Failures are listed with their
+trial, step and table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,13 +58,16 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from faultkit import (
     SAMPLE_MANIFEST,
     Cli,
+    Process,
     compare_exports,
     compare_states,
     copy_store,
     duplicate_keys,
     export_state,
     kill_after,
+    presence_files,
     store_state,
+    wait_run_open,
 )
 
 EXPORT_ARGS = ["--format", "jsonl", "--include-flagged", "--include-held-out", "--overwrite"]
@@ -70,26 +85,23 @@ CHAIN: list[tuple[str, list[str]]] = [
     ("export", ["export", "{export}", *EXPORT_ARGS, "--json"]),
 ]
 QUICK_STEPS = ("ingest", "spatial", "embed", "dedup", "export")
-# Kill trials per step: `--kills`, one more for the quick steps, one only for Stage 1 and MCQ
-# (each of their LLM calls takes seconds to minutes on a loaded CPU).
-QUICK_KILL_STEPS = ("ingest", "spatial", "select", "export")
-KILLS_FIXED = {"stage1": 1, "mcq": 1}
-# Every LLM count bounded: a handful of calls per step on the CPU. Selection keeps its
-# rule-based checks; its LLM tests (image-free, difficulty, rewrites) are off to fit the budget.
+# Every LLM count bounded: a handful of calls per step on the CPU, every LLM check of the
+# selection on (one answer each). One llama.cpp thread per process: trials run side by side,
+# and on a loaded CPU two threads that spin at every barrier are slower than one.
 LLM_ENV = {
+    "MICROVQA_MODELS__LLM_THREADS": "1",
     "MICROVQA_STAGE1__TASK_TYPES": '["expert_visual_understanding"]',
     "MICROVQA_STAGE1__MAX_TOKENS": "128",
-    "MICROVQA_SELECT__SHORTCUT_REMOVAL": "false",
-    "MICROVQA_SELECT__DIFFICULTY": "false",
+    "MICROVQA_SIGNALS__AGENT_MAX_TOKENS": "48",
+    "MICROVQA_MCQ__MAX_ATTEMPTS": "1",
+    "MICROVQA_MCQ__MAX_TOKENS": "256",
+    "MICROVQA_SELECT__IMAGE_FREE_ATTEMPTS": "1",
     "MICROVQA_SELECT__REWRITE_ROUNDS": "0",
-    "MICROVQA_SELECT__REGENERATE_COT": "false",
-    "MICROVQA_SELECT__BLOOM_USE_LLM": "false",
+    "MICROVQA_SELECT__DIFFICULTY_ATTEMPTS": "1",
+    "MICROVQA_SELECT__COT_MAX_TOKENS": "96",
     "MICROVQA_USER": "faults",
 }
-
-
-def kills_for(step: str, kills: int) -> int:
-    return KILLS_FIXED.get(step, kills + (step in QUICK_KILL_STEPS))
+SAFETY = 1.25  # expected trial costs are scaled by this when planning the budget
 
 
 @dataclass
@@ -97,9 +109,11 @@ class Trial:
     trial: str
     kind: str  # kill | concurrent_ingest | race
     step: str
+    share: float = 0.0  # random draw in [0, 1): when to kill (or start the reviewer)
+    seed: int = 0  # the reviewer's
     seconds: float = 0.0
     killed: bool | None = None
-    delay_s: float | None = None
+    delay_s: float | None = None  # after the run record opened
     problems: list[str] = field(default_factory=list)
     duplicates: dict[str, int] = field(default_factory=dict)
     decisions: int = 0
@@ -113,15 +127,23 @@ class Trial:
 
 
 @dataclass
+class StepTime:
+    """A reference step's seconds: in all, until its run record opened, and after."""
+
+    total: float
+    open: float
+    work: float
+
+
+@dataclass
 class Campaign:
     work: Path
     cli: Cli
     rng: random.Random
     steps: list[tuple[str, list[str]]]
     states: dict[str, Path] = field(default_factory=dict)  # step -> store after it
-    durations: dict[str, float] = field(default_factory=dict)
-    trials: list[Trial] = field(default_factory=list)
-    skipped: int = 0  # trials not started: the time budget ran out
+    times: dict[str, StepTime] = field(default_factory=dict)
+    check_s: float = 1.0  # reading and comparing a store once
     not_run: dict[str, str] = field(default_factory=dict)  # step -> why it could not run
     seeded_qas: int = 0
 
@@ -134,6 +156,15 @@ class Campaign:
         names = [name for name, _ in self.steps]
         index = names.index(step)
         return self.states[names[index - 1]] if index else self.work / "empty"
+
+    def cost(self, t: Trial) -> float:
+        """Expected seconds of a trial, from the reference's step times."""
+        step = self.times[t.step]
+        if t.kind == "kill":  # start-up and part of the work, then the whole re-run
+            return step.open + t.share * step.work + step.total + 2 * self.check_s
+        if t.kind == "race":  # the step, the workers' start-up, the decisions check
+            return step.total + 3 + 2 * self.check_s
+        return 2 * step.total + 2 * self.check_s  # two ingests at once, then a third
 
 
 # ---------------------------------------------------------------------- inputs
@@ -160,13 +191,17 @@ def build_reference(c: Campaign) -> None:
     (c.work / "empty").mkdir(parents=True, exist_ok=True)
     for name, _ in c.steps:
         done = c.cli.run(c.args(name, c.work / "ref" / "export"), store, c.work / f"ref-{name}.log")
-        c.durations[name] = round(done.seconds, 2)
+        opened = done.open_s if done.open_s is not None else done.seconds
+        c.times[name] = StepTime(round(done.seconds, 2), round(opened, 2), round(done.work_s, 2))
         if done.code != 0:
             c.not_run[name] = (done.output.strip().splitlines() or [f"exit {done.code}"])[-1][:300]
         if name == "stage1":
             c.seeded_qas = seed_qas(store)  # trials of Stage 1 seed the same way
         c.states[name] = copy_store(store, c.work / "states" / name)
     c.states["export-folder"] = c.work / "ref" / "export"
+    clock = time.perf_counter()
+    store_state(store)
+    c.check_s = round(time.perf_counter() - clock, 2)
 
 
 def seed_qas(store_path: Path) -> int:
@@ -218,31 +253,40 @@ def _check_step(c: Campaign, t: Trial, store: Path, export: Path | None, ignore=
 
 
 # ---------------------------------------------------------------------- kill trials
-def kill_trial(c: Campaign, step: str, index: int) -> Trial:
-    t = Trial(f"kill-{step}-{index}", "kill", step)
+def start_step(
+    c: Campaign, step: str, store: Path, export: Path, log: Path
+) -> tuple[Process, bool]:
+    """Start `step` on `store`; returns it and whether it opened its run record."""
+    before = presence_files(store)
+    proc = c.cli.start(c.args(step, export), store, log)
+    return proc, wait_run_open(proc, store, before)
+
+
+def kill_trial(c: Campaign, t: Trial) -> Trial:
+    """Kill the step a random share of its reference work time after its run opened."""
     folder = _trial_dir(c, t.trial)
-    store = copy_store(c.before(step), folder / "store")
+    store = copy_store(c.before(t.step), folder / "store")
     export = folder / "export"
-    if step == "export":  # overwriting an earlier export of ours, as a user re-exports
+    if t.step == "export":  # overwriting an earlier export of ours, as a user re-exports
         shutil.copytree(c.states["export-folder"], export)
     clock = time.perf_counter()
-    t.delay_s = round(c.rng.uniform(0.25, 1.0) * c.durations[step], 2)
-    proc = c.cli.start(c.args(step, export), store, folder / "killed.log")
-    t.killed = kill_after(proc, t.delay_s)
-    again = c.cli.run(c.args(step, export), store, folder / "rerun.log")
+    t.delay_s = round(t.share * c.times[t.step].work, 2)
+    proc, opened = start_step(c, t.step, store, export, folder / "killed.log")
+    t.killed = kill_after(proc, t.delay_s) if opened else False
+    again = c.cli.run(c.args(t.step, export), store, folder / "rerun.log")
     t.seconds = round(time.perf_counter() - clock, 2)
     if again.code != 0:
         t.problems.append(f"re-run after the kill exited {again.code}: {again.output[-300:]}")
         return t
-    if step == "stage1":
+    if t.step == "stage1":
         seed_qas(store)
     _check_step(c, t, store, export)
     return t
 
 
 # ---------------------------------------------------------------------- concurrent ingests
-def concurrent_ingest_trial(c: Campaign, second: str, index: int) -> Trial:
-    t = Trial(f"ingest-pair-{index}", "concurrent_ingest", "ingest")
+def concurrent_ingest_trial(c: Campaign, t: Trial) -> Trial:
+    second = "manifest.jsonl" if t.seed == 0 else "overlap.jsonl"
     folder = _trial_dir(c, t.trial)
     store = folder / "store"
     src = c.work / "src"
@@ -266,18 +310,12 @@ def concurrent_ingest_trial(c: Campaign, second: str, index: int) -> Trial:
 
 
 # ---------------------------------------------------------------------- races
-def _worker(c: Campaign, args: list[str], store: Path, log: Path) -> subprocess.Popen:
+def _worker(c: Campaign, args: list[str], store: Path, log: Path) -> Process:
     command = [c.cli.python, str(Path(__file__).resolve()), "--worker", *args, str(store)]
-    handle = log.open("wb")
-    try:
-        return subprocess.Popen(
-            command, env=c.cli.env(store), stdout=handle, stderr=subprocess.STDOUT
-        )
-    finally:
-        handle.close()
+    return c.cli.start_command(command, store, log)
 
 
-def _worker_result(proc: subprocess.Popen, log: Path) -> dict:
+def _worker_result(proc: Process, log: Path) -> dict:
     proc.wait(600)
     lines = log.read_text("utf-8", "replace").strip().splitlines()
     try:
@@ -286,21 +324,22 @@ def _worker_result(proc: subprocess.Popen, log: Path) -> dict:
         return {"error": "\n".join(lines[-5:]) or f"exit {proc.returncode}"}
 
 
-def race_trial(c: Campaign, step: str) -> Trial:
-    """A step, with a reviewer and a reader working on the same store meanwhile."""
-    t = Trial(f"race-{step}", "race", step)
+def race_trial(c: Campaign, t: Trial) -> Trial:
+    """A step, with a reviewer and a reader working on the same store meanwhile: the reader
+    from the moment the step's run opens, the reviewer a random share of its work later."""
+    step = t.step
     folder = _trial_dir(c, t.trial)
     store = copy_store(c.before(step), folder / "store")
     export = folder / "export"
     if step == "export":
         shutil.copytree(c.states["export-folder"], export)
-    duration = max(c.durations[step], 2.0)
-    delay = round(c.rng.uniform(0.1, 0.6) * duration, 2)
+    work = c.times[step].work
     clock = time.perf_counter()
-    proc = c.cli.start(c.args(step, export), store, folder / "step.log")
-    reader = _worker(c, ["reader", f"{duration:.1f}"], store, folder / "reader.log")
-    time.sleep(delay)
-    reviewer = _worker(c, ["review", str(c.rng.randrange(10**6))], store, folder / "review.log")
+    proc, _ = start_step(c, step, store, export, folder / "step.log")
+    reader = _worker(c, ["reader", f"{1.5 * work + 2:.1f}"], store, folder / "reader.log")
+    t.delay_s = round(t.share * work, 2)
+    time.sleep(t.delay_s)
+    reviewer = _worker(c, ["review", str(t.seed)], store, folder / "review.log")
     code = proc.wait(600)
     if step == "stage1":
         seed_qas(store)
@@ -388,109 +427,200 @@ def reader_worker(seconds: str, store_path: str) -> dict:
 
 
 # ---------------------------------------------------------------------- the campaign
-def plan(c: Campaign, quick: bool, kills: int) -> list:
-    """The trials to run, as callables, in a seeded order."""
+TRIALS = {"kill": kill_trial, "race": race_trial, "concurrent_ingest": concurrent_ingest_trial}
+
+
+def _kill_round(c: Campaign, names: list[str], index: int) -> list[Trial]:
+    trials = [Trial(f"kill-{s}-{index}", "kill", s, share=c.rng.random()) for s in names]
+    c.rng.shuffle(trials)
+    return trials
+
+
+def first_round(c: Campaign, quick: bool) -> list[Trial]:
+    """Every trial kind once: a kill per step, the ingest pairs, a race per writing step."""
     names = [name for name, _ in c.steps if name not in c.not_run]
-    jobs = [
-        (kill_trial, (c, s, i)) for s in names for i in range(1 if quick else kills_for(s, kills))
+    trials = _kill_round(c, names, 0)
+    pairs = (0,) if quick else (0, 1)
+    trials += [Trial(f"ingest-pair-{i}", "concurrent_ingest", "ingest", seed=i) for i in pairs]
+    # Before `spatial` there is no MCQ to review.
+    race_steps = ["dedup"] if quick else [n for n in names if n not in ("ingest", "spatial")]
+    trials += [
+        Trial(f"race-{s}", "race", s, share=c.rng.uniform(0, 0.6), seed=c.rng.randrange(10**6))
+        for s in race_steps
+        if s in names
     ]
-    jobs.append((concurrent_ingest_trial, (c, "manifest.jsonl", 0)))
-    if not quick:
-        jobs.append((concurrent_ingest_trial, (c, "overlap.jsonl", 1)))
-    race_steps = [n for n in names if n not in ("ingest", "spatial")] if not quick else ["dedup"]
-    jobs += [(race_trial, (c, s)) for s in race_steps]
-    return jobs
+    c.rng.shuffle(trials)
+    return trials
 
 
-def summary(c: Campaign, started: float) -> dict:
-    failed = [t for t in c.trials if not t.ok]
+def plan(c: Campaign, quick: bool, rounds: int, seconds: float, jobs: int) -> list[Trial]:
+    """The first round, then rounds of kills: `rounds` in all, or (0) as many as the
+    expected costs fit in `seconds` run `jobs` at a time, the last one partly."""
+    trials = first_round(c, quick)
+    if quick:
+        return trials
+    names = [name for name, _ in c.steps if name not in c.not_run]
+    capacity = seconds * jobs / SAFETY
+    spent = sum(c.cost(t) for t in trials)
+    index = 1
+    while rounds == 0 or index < rounds:
+        extra = _kill_round(c, names, index)
+        if rounds == 0 and spent + sum(c.cost(t) for t in extra) > capacity:
+            for t in extra:  # the part of this round that still fits
+                if spent + c.cost(t) <= capacity:
+                    trials.append(t)
+                    spent += c.cost(t)
+            break
+        trials += extra
+        spent += sum(c.cost(t) for t in extra)
+        index += 1
+    return trials
+
+
+def run_trials(c: Campaign, trials: list[Trial], deadline: float, jobs: int, quiet: bool) -> list:
+    """Run the trials `jobs` at a time, in order; one whose expected cost ends after
+    `deadline` (a perf_counter time) is not started (None in the result)."""
+
+    def one(t: Trial) -> Trial | None:
+        if time.perf_counter() + c.cost(t) * SAFETY > deadline:
+            return None
+        try:
+            TRIALS[t.kind](c, t)
+        except Exception as exc:  # a harness failure fails the trial; it is not hidden
+            t.problems.append(f"harness error: {type(exc).__name__}: {exc}"[:300])
+        if not quiet:
+            print(f"  {t.trial}: {'ok' if t.ok else 'FAIL'} ({t.seconds} s)", file=sys.stderr)
+        return t
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, trials))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and every child it (or the fork server) waited for."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return round(total, 1)
+
+
+def summary(c: Campaign, results: list, started: float, extra: dict) -> dict:
+    done = [t for t in results if t is not None]
     return {
-        "trials": len(c.trials),
-        "skipped_for_time": c.skipped,
-        "killed": sum(1 for t in c.trials if t.killed),
-        "mismatches": sum(1 for t in c.trials if t.problems),
-        "duplicate_keys": sum(sum(t.duplicates.values()) for t in c.trials),
-        "decisions": sum(t.decisions for t in c.trials),
-        "decisions_lost": sum(t.decisions_lost for t in c.trials),
-        "reader_errors": sum(t.reader_errors for t in c.trials),
-        "elapsed_s": round(time.perf_counter() - started, 1),
-        "reference_step_s": c.durations,
+        "trials": len(done),
+        "skipped_for_time": len(results) - len(done),
+        "killed": sum(1 for t in done if t.killed),
+        "kill_trials": sum(1 for t in done if t.kind == "kill"),
+        "mismatches": sum(1 for t in done if t.problems),
+        "duplicate_keys": sum(sum(t.duplicates.values()) for t in done),
+        "decisions": sum(t.decisions for t in done),
+        "decisions_lost": sum(t.decisions_lost for t in done),
+        "reader_errors": sum(t.reader_errors for t in done),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": cpu_seconds(),
+        **extra,
+        "reference_step_s": {k: asdict(v) for k, v in c.times.items()},
+        "check_s": c.check_s,
         "steps_not_run": c.not_run,
         "seeded_qas": c.seeded_qas,
-        "failures": [asdict(t) for t in failed],
-        "results": [asdict(t) for t in c.trials],
+        "failures": [asdict(t) for t in done if not t.ok],
+        "results": [asdict(t) for t in done],
     }
 
 
 def print_text(report: dict) -> None:
-    print(f"fault campaign: {report['trials']} trials in {report['elapsed_s']} s")
     print(
-        "reference step seconds: "
-        + ", ".join(f"{k} {v}" for k, v in report["reference_step_s"].items())
+        f"fault campaign: {report['trials']} trials in {report['wall_s']} s wall, "
+        f"{report['cpu_s']} s CPU ({report['mode']}, {report['jobs']} at a time, "
+        f"load {report['load_start']} -> {report['load_end']})"
+    )
+    print(
+        "reference seconds (start-up + work): "
+        + ", ".join(f"{k} {v['open']}+{v['work']}" for k, v in report["reference_step_s"].items())
     )
     for t in report["results"]:
         ok = (
             "ok  "
-            if not any(t[k] for k in ("problems", "duplicates", "decisions_lost", "reader_errors"))
+            if not any(t[k] for k in ("problems", "duplicates", "decisions_lost"))
             else "FAIL"
         )
-        extra = f"killed={t['killed']} at {t['delay_s']} s" if t["kind"] == "kill" else ""
+        extra = f"killed={t['killed']} {t['delay_s']} s into the run" if t["kind"] == "kill" else ""
         if t["kind"] == "race":
             extra = f"decisions {t['decisions']}, reads {t['reader_reads']}"
         print(f"  {ok} {t['trial']:<22} {t['seconds']:>6.1f} s  {extra}")
         for problem in t["problems"]:
             print(f"         - {problem}")
-    keys = ("killed", "skipped_for_time", "mismatches", "duplicate_keys", "decisions_lost")
-    for key in (*keys, "reader_errors"):
+    keys = ("trials", "killed", "skipped_for_time", "mismatches", "duplicate_keys")
+    for key in (*keys, "decisions", "decisions_lost", "reader_errors", "wall_s", "cpu_s"):
         print(f"{key}: {report[key]}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a handful of trials, no LLM steps")
     parser.add_argument(
         "--no-llm",
         action="store_true",
-        help="every trial kind, but only the steps without an LLM (fits a loaded CPU)",
+        help="every trial kind, but only the steps without an LLM",
+    )
+    parser.add_argument(
+        "--no-fork", action="store_true", help="a fresh interpreter per command (no fork server)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--kills", type=int, default=2, help="kill trials per step")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="rounds of kill trials (0 = as many as fit)"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="trials run at a time")
     parser.add_argument("--figures", type=int, default=2, help="sample figures ingested")
     parser.add_argument(
-        "--budget-s", type=float, default=900, help="start no trial after this many seconds"
+        "--budget-s",
+        type=float,
+        default=900,
+        help="the whole campaign's seconds, reference included",
     )
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.worker:
         kind, *rest = args.worker
         result = review_worker(*rest) if kind == "review" else reader_worker(*rest)
         print(json.dumps(result))
         return 0
+    started = time.perf_counter()
+    load_start = round(os.getloadavg()[0], 1)
     work = args.work or Path(tempfile.mkdtemp(prefix="microvqa-faults-"))
     steps = [s for s in CHAIN if not (args.quick or args.no_llm) or s[0] in QUICK_STEPS]
     c = Campaign(work, Cli(settings_env=dict(LLM_ENV)), random.Random(args.seed), steps)
     # The limit covers every caption: a re-run after a kill then ends where the reference did.
     c.cli.settings_env["MICROVQA_STAGE1__LIMIT"] = str(args.figures)
-    started = time.perf_counter()
-    write_sample(work / "src", args.figures)
-    build_reference(c)
-    jobs = plan(c, args.quick, args.kills)
-    c.rng.shuffle(jobs)
-    for function, call in jobs:
-        if time.perf_counter() - started > args.budget_s:
-            c.skipped += 1
-            continue
-        c.trials.append(function(*call))
-        if not args.json:
-            print(f"  {c.trials[-1].trial}: {'ok' if c.trials[-1].ok else 'FAIL'}", file=sys.stderr)
-    report = summary(c, started)
+    extra: dict = {"mode": "fresh interpreters" if args.no_fork else "fork server"}
+    try:
+        if not args.no_fork:
+            info = c.cli.start_fork_server(work / "forkserver.log")
+            extra["fork_server"] = {
+                "start_s": round(time.perf_counter() - started, 1),
+                "threads_at_fork": info["threads"],
+                "modules_not_preloaded": len(info["not_preloaded"]),
+            }
+        write_sample(work / "src", args.figures)
+        build_reference(c)
+        left = args.budget_s - (time.perf_counter() - started)
+        trials = plan(c, args.quick, args.rounds, left, args.jobs)
+        results = run_trials(c, trials, started + args.budget_s, args.jobs, args.json)
+    finally:
+        c.cli.close()
+    extra.update(jobs=args.jobs, load_start=load_start, load_end=round(os.getloadavg()[0], 1))
+    report = summary(c, results, started, extra)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(report, default=str))
-    else:
+    print(json.dumps(report, default=str) if args.json else "", end="\n" if args.json else "")
+    if not args.json:
         print_text(report)
     return 0
 
