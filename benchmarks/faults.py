@@ -47,6 +47,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -146,6 +147,11 @@ class Campaign:
     check_s: float = 1.0  # reading and comparing a store once
     not_run: dict[str, str] = field(default_factory=dict)  # step -> why it could not run
     seeded_qas: int = 0
+    # Set once the reference has passed a step: its trials may start (the reference goes on).
+    ready: dict[str, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ready = {name: threading.Event() for name, _ in self.steps}
 
     def args(self, step: str, export: Path) -> list[str]:
         template = dict(self.steps)[step]
@@ -186,22 +192,36 @@ def write_sample(folder: Path, figures: int) -> Path:
 # ---------------------------------------------------------------------- reference chain
 def build_reference(c: Campaign) -> None:
     """Run the chain once; a step that cannot run on this input (e.g. no QAs for the graph)
-    is noted in `c.not_run` and gets no trials, and the chain goes on."""
+    is noted in `c.not_run` and gets no trials, and the chain goes on. Each step's trials
+    may start as soon as the reference has passed it."""
     store = c.work / "ref" / "store"
     (c.work / "empty").mkdir(parents=True, exist_ok=True)
-    for name, _ in c.steps:
-        done = c.cli.run(c.args(name, c.work / "ref" / "export"), store, c.work / f"ref-{name}.log")
-        opened = done.open_s if done.open_s is not None else done.seconds
-        c.times[name] = StepTime(round(done.seconds, 2), round(opened, 2), round(done.work_s, 2))
-        if done.code != 0:
-            c.not_run[name] = (done.output.strip().splitlines() or [f"exit {done.code}"])[-1][:300]
-        if name == "stage1":
-            c.seeded_qas = seed_qas(store)  # trials of Stage 1 seed the same way
-        c.states[name] = copy_store(store, c.work / "states" / name)
     c.states["export-folder"] = c.work / "ref" / "export"
-    clock = time.perf_counter()
-    store_state(store)
-    c.check_s = round(time.perf_counter() - clock, 2)
+    try:
+        for name, _ in c.steps:
+            log = c.work / f"ref-{name}.log"
+            done = c.cli.run(c.args(name, c.work / "ref" / "export"), store, log)
+            opened = done.open_s if done.open_s is not None else done.seconds
+            c.times[name] = StepTime(
+                round(done.seconds, 2), round(opened, 2), round(done.work_s, 2)
+            )
+            if done.code != 0:
+                c.not_run[name] = (done.output.strip().splitlines() or [f"exit {done.code}"])[-1][
+                    :300
+                ]
+            if name == "stage1":
+                c.seeded_qas = seed_qas(store)  # trials of Stage 1 seed the same way
+            c.states[name] = copy_store(store, c.work / "states" / name)
+            if name == "ingest":
+                clock = time.perf_counter()
+                store_state(store)
+                c.check_s = round(time.perf_counter() - clock, 2)
+            c.ready[name].set()
+    finally:  # a trial waiting on a step the reference never reached does not hang
+        for name, event in c.ready.items():
+            if not event.is_set():
+                c.not_run.setdefault(name, "the reference run stopped before it")
+                event.set()
 
 
 def seed_qas(store_path: Path) -> int:
@@ -437,8 +457,9 @@ def _kill_round(c: Campaign, names: list[str], index: int) -> list[Trial]:
 
 
 def first_round(c: Campaign, quick: bool) -> list[Trial]:
-    """Every trial kind once: a kill per step, the ingest pairs, a race per writing step."""
-    names = [name for name, _ in c.steps if name not in c.not_run]
+    """Every trial kind once: a kill per step, the ingest pairs, a race per writing step; in
+    the chain's order (shuffled within a step), so they can start while the reference runs."""
+    names = [name for name, _ in c.steps]
     trials = _kill_round(c, names, 0)
     pairs = (0,) if quick else (0, 1)
     trials += [Trial(f"ingest-pair-{i}", "concurrent_ingest", "ingest", seed=i) for i in pairs]
@@ -450,20 +471,16 @@ def first_round(c: Campaign, quick: bool) -> list[Trial]:
         if s in names
     ]
     c.rng.shuffle(trials)
-    return trials
+    return sorted(trials, key=lambda t: names.index(t.step))
 
 
-def plan(c: Campaign, quick: bool, rounds: int, seconds: float, jobs: int) -> list[Trial]:
-    """The first round, then rounds of kills: `rounds` in all, or (0) as many as the
-    expected costs fit in `seconds` run `jobs` at a time, the last one partly."""
-    trials = first_round(c, quick)
-    if quick:
-        return trials
+def more_rounds(c: Campaign, rounds: int, capacity: float) -> list[Trial]:
+    """Rounds of kills after the first: `rounds` in all, or (0) as many as fit `capacity`
+    (expected trial seconds), the last one partly."""
     names = [name for name, _ in c.steps if name not in c.not_run]
-    capacity = seconds * jobs / SAFETY
-    spent = sum(c.cost(t) for t in trials)
-    index = 1
-    while rounds == 0 or index < rounds:
+    trials: list[Trial] = []
+    spent, index = 0.0, 1
+    while names and (rounds == 0 or index < rounds):
         extra = _kill_round(c, names, index)
         if rounds == 0 and spent + sum(c.cost(t) for t in extra) > capacity:
             for t in extra:  # the part of this round that still fits
@@ -477,23 +494,37 @@ def plan(c: Campaign, quick: bool, rounds: int, seconds: float, jobs: int) -> li
     return trials
 
 
-def run_trials(c: Campaign, trials: list[Trial], deadline: float, jobs: int, quiet: bool) -> list:
-    """Run the trials `jobs` at a time, in order; one whose expected cost ends after
-    `deadline` (a perf_counter time) is not started (None in the result)."""
+def run_campaign(c: Campaign, args: argparse.Namespace, deadline: float) -> list:
+    """The reference (in this thread) and the trials (`args.jobs` at a time): the first
+    round's trials of a step start once the reference has passed it; further rounds are
+    planned from the reference's times when it ends. Each result is a Trial, "skipped" (its
+    expected cost no longer fit before `deadline`) or "not_run" (its step could not run)."""
+    finished: set[str] = set()
 
-    def one(t: Trial) -> Trial | None:
+    def one(t: Trial) -> Trial | str:
+        c.ready[t.step].wait()
+        if t.step in c.not_run:
+            return "not_run"
         if time.perf_counter() + c.cost(t) * SAFETY > deadline:
-            return None
+            return "skipped"
         try:
             TRIALS[t.kind](c, t)
         except Exception as exc:  # a harness failure fails the trial; it is not hidden
             t.problems.append(f"harness error: {type(exc).__name__}: {exc}"[:300])
-        if not quiet:
+        finished.add(t.trial)
+        if not args.json:
             print(f"  {t.trial}: {'ok' if t.ok else 'FAIL'} ({t.seconds} s)", file=sys.stderr)
         return t
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(one, trials))
+    first = first_round(c, args.quick)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(one, t) for t in first]
+        build_reference(c)
+        if not args.quick:
+            waiting = sum(c.cost(t) for t in first if t.trial not in finished)
+            left = (deadline - time.perf_counter()) * args.jobs / SAFETY - waiting
+            futures += [pool.submit(one, t) for t in more_rounds(c, args.rounds, left)]
+        return [f.result() for f in futures]
 
 
 def cpu_seconds() -> float:
@@ -506,10 +537,10 @@ def cpu_seconds() -> float:
 
 
 def summary(c: Campaign, results: list, started: float, extra: dict) -> dict:
-    done = [t for t in results if t is not None]
+    done = [t for t in results if isinstance(t, Trial)]
     return {
         "trials": len(done),
-        "skipped_for_time": len(results) - len(done),
+        "skipped_for_time": results.count("skipped"),
         "killed": sum(1 for t in done if t.killed),
         "kill_trials": sum(1 for t in done if t.kind == "kill"),
         "mismatches": sum(1 for t in done if t.problems),
@@ -609,10 +640,7 @@ def main(argv: list[str] | None = None) -> int:
                 "modules_not_preloaded": len(info["not_preloaded"]),
             }
         write_sample(work / "src", args.figures)
-        build_reference(c)
-        left = args.budget_s - (time.perf_counter() - started)
-        trials = plan(c, args.quick, args.rounds, left, args.jobs)
-        results = run_trials(c, trials, started + args.budget_s, args.jobs, args.json)
+        results = run_campaign(c, args, started + args.budget_s)
     finally:
         c.cli.close()
     extra.update(jobs=args.jobs, load_start=load_start, load_end=round(os.getloadavg()[0], 1))

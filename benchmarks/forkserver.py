@@ -159,9 +159,14 @@ def serve() -> None:
             if threads() != 1:  # forking a multi-threaded process is not safe
                 out.write(json.dumps({"error": f"server has {threads()} threads"}) + "\n")
                 continue
+            started_r, started_w = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child(json.loads(line), (out.fileno(), stdin, wake_r, wake_w))
+                os.close(started_r)
+                _child(json.loads(line), (out.fileno(), stdin, wake_r, wake_w), started_w)
+            os.close(started_w)
+            os.read(started_r, 1)  # the child has its own session: killpg(pid) reaches it
+            os.close(started_r)
             children.add(pid)
             out.write(json.dumps({"spawned": pid}) + "\n")
 
@@ -175,11 +180,13 @@ def _reap(children: set[int], out) -> None:
             out.write(json.dumps({"exit": pid, "code": code}) + "\n")
 
 
-def _child(request: dict, server_fds: tuple[int, ...]) -> None:
+def _child(request: dict, server_fds: tuple[int, ...], started: int) -> None:
     """In the forked child: become a fresh-looking process running `argv`; never returns."""
     code = 1
     try:
         os.setsid()
+        os.write(started, b"1")
+        os.close(started)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in server_fds:
