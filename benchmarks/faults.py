@@ -27,14 +27,18 @@ any process); `--no-fork` starts a fresh interpreter per command instead.
    otherwise), the reader must have seen no error, and the store must equal the reference
    apart from the review columns.
 
-Budget: the reference's step times give each trial's expected cost; every trial kind runs
-once (one kill per step, the ingest pairs, the races), then as many further rounds of kills
-as fit `--budget-s` (default 900 s, the reference included), run `--jobs` at a time. A
-trial whose expected cost no longer fits is skipped (`skipped_for_time`). The LLM steps use
-the offline SmolLM2 GGUF with every count bounded (see LLM_ENV): Stage 1 on 2 captions, one
-MCQ attempt per QA, selection with one answer per LLM check. A step that cannot run on the
-input is listed in `steps_not_run` and gets no trials. Failures are listed with their
-trial, step and table.
+Budget: trials run `--jobs` at a time (default 3), beside the reference: every trial kind
+once (one kill per step, the ingest pairs, the races), each starting as soon as the
+reference has passed its step; then further rounds of kills, each trial handed to the next
+free worker if its expected cost (from the reference's step times) still fits `--budget-s`
+(default 900 s, the reference and the fork server's start included), until a round has no
+trial left that fits. A first-round trial that no longer fits is skipped (`skipped_for_time`). The LLM steps use the offline SmolLM2 GGUF, one llama.cpp
+thread, every count bounded (see LLM_ENV): Stage 1 on 2 captions (128 tokens a call), one
+MCQ attempt per QA (256 tokens), selection with its LLM checks on, one answer each (a
+regenerated CoT: 48 tokens). A step that cannot run on the input is listed in
+`steps_not_run` and gets no trials. The report gives wall and CPU seconds (this process and
+every command it ran) and the load average at the start and the end. Failures are listed
+with their trial, step and table.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ LLM_ENV = {
     "MICROVQA_SELECT__IMAGE_FREE_ATTEMPTS": "1",
     "MICROVQA_SELECT__REWRITE_ROUNDS": "0",
     "MICROVQA_SELECT__DIFFICULTY_ATTEMPTS": "1",
-    "MICROVQA_SELECT__COT_MAX_TOKENS": "96",
+    "MICROVQA_SELECT__COT_MAX_TOKENS": "48",
     "MICROVQA_USER": "faults",
 }
 SAFETY = 1.25  # expected trial costs are scaled by this when planning the budget
@@ -474,30 +478,39 @@ def first_round(c: Campaign, quick: bool) -> list[Trial]:
     return sorted(trials, key=lambda t: names.index(t.step))
 
 
-def more_rounds(c: Campaign, rounds: int, capacity: float) -> list[Trial]:
-    """Rounds of kills after the first: `rounds` in all, or (0) as many as fit `capacity`
-    (expected trial seconds), the last one partly."""
-    names = [name for name, _ in c.steps if name not in c.not_run]
-    trials: list[Trial] = []
-    spent, index = 0.0, 1
-    while names and (rounds == 0 or index < rounds):
-        extra = _kill_round(c, names, index)
-        if rounds == 0 and spent + sum(c.cost(t) for t in extra) > capacity:
-            for t in extra:  # the part of this round that still fits
-                if spent + c.cost(t) <= capacity:
-                    trials.append(t)
-                    spent += c.cost(t)
-            break
-        trials += extra
-        spent += sum(c.cost(t) for t in extra)
-        index += 1
-    return trials
+class MoreRounds:
+    """Rounds of kills after the first, handed out one trial at a time to whichever worker is
+    free: the next trial (in the shuffled round order) whose expected cost, from the
+    reference's step times, still fits before the deadline; none once a whole round has no
+    trial that fits, or after `rounds` rounds in all (0: no limit)."""
+
+    def __init__(self, c: Campaign, rounds: int, deadline: float):
+        self.c, self.rounds, self.deadline = c, rounds, deadline
+        self.names = [name for name, _ in c.steps if name not in c.not_run]
+        self.index, self.queue = 0, []
+        self.lock = threading.Lock()
+
+    def fits(self, t: Trial) -> bool:
+        return time.perf_counter() + self.c.cost(t) * SAFETY <= self.deadline
+
+    def next(self) -> Trial | None:
+        with self.lock:
+            while self.names:
+                fitting = [t for t in self.queue if self.fits(t)]
+                if fitting:
+                    self.queue.remove(fitting[0])
+                    return fitting[0]
+                if self.queue or (self.rounds and self.index + 1 >= self.rounds):
+                    return None  # what is left of this round does not fit: stop
+                self.index += 1
+                self.queue = _kill_round(self.c, self.names, self.index)
+            return None
 
 
 def run_campaign(c: Campaign, args: argparse.Namespace, deadline: float) -> list:
     """The reference (in this thread) and the trials (`args.jobs` at a time): the first
     round's trials of a step start once the reference has passed it; further rounds are
-    planned from the reference's times when it ends. Each result is a Trial, "skipped" (its
+    handed out from the reference's times once it ends (`MoreRounds`). Each result is a Trial, "skipped" (its
     expected cost no longer fit before `deadline`) or "not_run" (its step could not run)."""
     finished: set[str] = set()
 
@@ -516,15 +529,20 @@ def run_campaign(c: Campaign, args: argparse.Namespace, deadline: float) -> list
             print(f"  {t.trial}: {'ok' if t.ok else 'FAIL'} ({t.seconds} s)", file=sys.stderr)
         return t
 
+    def drain(rounds: MoreRounds) -> list:
+        results = []
+        while (t := rounds.next()) is not None:
+            results.append(one(t))
+        return results
+
     first = first_round(c, args.quick)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(one, t) for t in first]
         build_reference(c)
-        if not args.quick:
-            waiting = sum(c.cost(t) for t in first if t.trial not in finished)
-            left = (deadline - time.perf_counter()) * args.jobs / SAFETY - waiting
-            futures += [pool.submit(one, t) for t in more_rounds(c, args.rounds, left)]
-        return [f.result() for f in futures]
+        rounds = MoreRounds(c, 1 if args.quick else args.rounds, deadline)
+        drains = [pool.submit(drain, rounds) for _ in range(args.jobs)]
+        results = [f.result() for f in futures]
+        return results + [t for f in drains for t in f.result()]
 
 
 def cpu_seconds() -> float:
@@ -603,7 +621,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=0, help="rounds of kill trials (0 = as many as fit)"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="trials run at a time")
+    parser.add_argument("--jobs", type=int, default=3, help="trials run at a time")
     parser.add_argument("--figures", type=int, default=2, help="sample figures ingested")
     parser.add_argument(
         "--budget-s",
