@@ -1,7 +1,9 @@
 """Building blocks of the fault harness (`benchmarks/faults.py`), each usable on its own.
 
-- `Cli`: run `python -m microvqa_tui ...` as a subprocess on one store, in its own process
-  group, with the tree under test first on PYTHONPATH;
+- `Cli`: run `python -m microvqa_tui ...` on one store, in its own process group, with the
+  tree under test first on PYTHONPATH: a fresh interpreter per command, or a child forked by
+  a preloaded fork server (`forkserver.py`), which saves the imports but not the work;
+- `wait_run_open`: wait until a started step has opened its run record (its presence lock);
 - `kill_after`: SIGKILL a running command after a delay (False when it finished first);
 - `store_state` / `compare_states` / `duplicate_keys`: what a store holds, table by table
   (primary-key sets and the deterministic "key columns" of each row), and how two differ;
@@ -26,6 +28,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from forkserver import ForkedProcess, ForkServer
+
+from store.locks import presence_lock
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_MANIFEST = REPO / "assets" / "sample" / "manifest.jsonl"
@@ -58,16 +64,37 @@ MULTISET_COLUMNS: dict[str, tuple[str, ...]] = {
 SKIPPED_TABLES = ("runs",)  # killed runs leave their own records; that is expected
 EMBEDDING_COLUMNS = ("figure_id", "model")
 FLOAT_DIGITS = 4
+# Set for the fork server only: OpenBLAS (numpy) and Arrow's jemalloc start a thread at import
+# otherwise. LanceDB (a background event loop thread) is not preloaded at all.
+FORK_SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+Process = subprocess.Popen | ForkedProcess
 
 
 # ---------------------------------------------------------------------- running the CLI
 @dataclass
 class Cli:
-    """`python -m microvqa_tui` of the tree under test, with fixed settings overrides."""
+    """`python -m microvqa_tui` of the tree under test, with fixed settings overrides; with
+    `fork` set (`start_fork_server`), commands are forked from a preloaded server."""
 
     python: str = sys.executable
     repo: Path = REPO
     settings_env: dict[str, str] = field(default_factory=dict)
+    fork: ForkServer | None = None
+
+    def start_fork_server(self, log: Path) -> dict:
+        """Start the fork server with the environment every command gets (but the store)."""
+        env = self.env(log.parent)
+        env.pop("MICROVQA_STORE")
+        # Both libraries start a thread when imported unless told not to; a process that
+        # forks must have none. Only the server gets these: its children inherit the state.
+        env.update(FORK_SERVER_ENV)
+        self.fork = ForkServer(self.python, env, self.repo, log)
+        return self.fork.start()
+
+    def close(self) -> None:
+        if self.fork is not None:
+            self.fork.close()
+            self.fork = None
 
     def env(self, store: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICROVQA_")}
@@ -81,13 +108,18 @@ class Cli:
     def command(self, args: list[str]) -> list[str]:
         return [self.python, "-m", "microvqa_tui", *args]
 
-    def start(self, args: list[str], store: Path, log: Path) -> subprocess.Popen:
+    def start(self, args: list[str], store: Path, log: Path) -> Process:
         """Start a command in its own process group (so a kill takes its children too)."""
+        return self.start_command(self.command(args), store, log)
+
+    def start_command(self, command: list[str], store: Path, log: Path) -> Process:
         log.parent.mkdir(parents=True, exist_ok=True)
+        if self.fork is not None:
+            return self.fork.spawn(command, self.env(store), self.repo, log)
         handle = log.open("wb")
         try:
             return subprocess.Popen(
-                self.command(args),
+                command,
                 env=self.env(store),
                 cwd=self.repo,
                 stdout=handle,
@@ -98,14 +130,18 @@ class Cli:
             handle.close()
 
     def run(self, args: list[str], store: Path, log: Path, timeout: float = 600) -> Finished:
+        """Run a command to its end; also times when it opened its run record."""
         clock = time.perf_counter()
+        before = presence_files(store)
         proc = self.start(args, store, log)
+        opened = wait_run_open(proc, store, before, timeout)
+        open_s = time.perf_counter() - clock if opened else None
         try:
-            code = proc.wait(timeout)
+            code = proc.wait(max(1.0, timeout - (time.perf_counter() - clock)))
         except subprocess.TimeoutExpired:
             kill_group(proc)
             code = -9
-        return Finished(code, time.perf_counter() - clock, tail(log))
+        return Finished(code, time.perf_counter() - clock, tail(log), open_s)
 
 
 @dataclass
@@ -113,6 +149,12 @@ class Finished:
     code: int
     seconds: float
     output: str
+    open_s: float | None = None  # when the run record opened (None: it never did)
+
+    @property
+    def work_s(self) -> float:
+        """Seconds from the run record opening to the process's end."""
+        return self.seconds - (self.open_s if self.open_s is not None else self.seconds)
 
 
 def tail(log: Path, chars: int = 600) -> str:
@@ -122,13 +164,34 @@ def tail(log: Path, chars: int = 600) -> str:
         return ""
 
 
-def kill_group(proc: subprocess.Popen) -> None:
+def presence_files(store: Path) -> set[str]:
+    """The presence locks in `store` now: a step creates one as it opens its run record."""
+    try:
+        return set(os.listdir(presence_lock(store, "x").parent))
+    except OSError:
+        return set()
+
+
+def wait_run_open(proc: Process, store: Path, before: set[str], timeout: float = 600) -> bool:
+    """Wait until `proc` opened its run record (a presence lock not in `before` appeared);
+    False when the process ended (or `timeout` passed) first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if presence_files(store) - before:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def kill_group(proc: Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
-def kill_after(proc: subprocess.Popen, delay: float) -> bool:
+def kill_after(proc: Process, delay: float) -> bool:
     """SIGKILL `proc` (and its group) after `delay` s; False when it had already exited."""
     try:
         proc.wait(delay)
