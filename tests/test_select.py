@@ -23,6 +23,7 @@ from microvqa_tui.pipeline.select.difficulty import apply_policy, tier
 from microvqa_tui.pipeline.select.reasoning import check_cot
 from microvqa_tui.pipeline.stage3 import run_mcq
 from store.schema import utcnow
+from tests.stage_helpers import step_settings
 
 CHOICES = ["Basal layer", "Granular layer", "Spinous layer", "Stratum corneum"]
 GOOD_COT = (
@@ -33,7 +34,7 @@ GOOD_COT = (
 
 
 def with_select(settings, **values):
-    return settings.model_copy(update={"select": SelectSettings(**values)})
+    return step_settings(settings, select=SelectSettings(**values))
 
 
 def reasons(cot: str, correct: int = 0, **values) -> list[str]:

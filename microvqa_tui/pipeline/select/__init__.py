@@ -8,18 +8,29 @@ Importing this package loads no model and no store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from microvqa_tui.config.select import SelectSettings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing this package loads no model and no store
+    from microvqa_tui.config import Settings
+    from microvqa_tui.engines.base import Engine
+    from microvqa_tui.models.client import LLMClient
     from microvqa_tui.pipeline.select.run import SelectReport
+    from microvqa_tui.progress import CancelToken, ProgressReporter
+    from store import Store
 
 __all__ = ["SelectSettings", "run_select"]
 
 
 def run_select(
-    store, settings, *, progress=None, cancel=None, llm: Any = None, engine: Any = None
+    store: Store,
+    settings: Settings,
+    *,
+    progress: ProgressReporter | None = None,
+    cancel: CancelToken | None = None,
+    llm: LLMClient | None = None,
+    engine: Engine | None = None,
 ) -> SelectReport:
     from microvqa_tui.pipeline.select.step import run_select as run
 

@@ -6,18 +6,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from microvqa_tui.config.mcq import MCQSettings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing this package loads no model and no store
+    from microvqa_tui.config import Settings
+    from microvqa_tui.engines.base import Engine
+    from microvqa_tui.models.client import LLMClient
     from microvqa_tui.pipeline.stage3.generate import MCQReport
+    from microvqa_tui.progress import CancelToken, ProgressReporter
+    from store import Store
 
 __all__ = ["MCQSettings", "run_mcq"]
 
 
 def run_mcq(
-    store, settings, *, progress=None, cancel=None, llm: Any = None, engine: Any = None
+    store: Store,
+    settings: Settings,
+    *,
+    progress: ProgressReporter | None = None,
+    cancel: CancelToken | None = None,
+    llm: LLMClient | None = None,
+    engine: Engine | None = None,
 ) -> MCQReport:
     from microvqa_tui.pipeline.stage3.step import run_mcq as run
 
