@@ -427,9 +427,9 @@ def test_funnel_counts_stage1_and_graph_from_the_store(store, settings):
     for i, qa in enumerate(qas[:5]):
         held = i < 2
         reason = (
-            "score 0.10 < 0.50: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
+            "graph_low_score: score 0.10 < 0.50: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
             if i == 0
-            else "rejected by a reviewer (score 0.30): text_caption_qa 0.10 (low)"
+            else "reviewer_rejected: score 0.30: text_caption_qa 0.10 (low)"
         )
         scored.append(
             {
