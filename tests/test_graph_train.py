@@ -227,6 +227,30 @@ def test_scores_do_not_depend_on_the_order_the_store_returns_rows_in(tmp_path):
     assert _scores_by_id(first) == _scores_by_id(second)
 
 
+def test_a_store_with_reasons_of_another_code_set_is_rewritten_by_the_next_run(filled, monkeypatch):
+    """A run records the reason codes it writes; a store written with other ones (an older
+    version's free text) is not up to date, and the next run gives every reason a code."""
+    from microvqa_tui.pipeline.graph import run as graph_run
+    from microvqa_tui.vocabulary import GRAPH_REASONS
+
+    store, _data, _ids = filled
+    settings = fast_run_settings()
+    with monkeypatch.context() as patch:
+        patch.setattr(graph_run, "GRAPH_REASONS", ())
+        old = run_graph(store, settings)
+    held = store.rows("qas", "status = 'held_out'", ["qa_id"])
+    legacy = [
+        {"qa_id": r["qa_id"], "reason": "score 0.10 < 0.50: no signal available"} for r in held
+    ]
+    store.upsert("qas", [{**store.get("qas", r["qa_id"]), **r} for r in legacy])
+    again = run_graph(store, settings)
+    assert not again.up_to_date and again.fingerprint != old.fingerprint
+    reasons = [r["reason"] for r in store.rows("qas", "status = 'held_out'", ["reason"])]
+    assert len(reasons) == len(held) > 0
+    assert all(reason.partition(": ")[0] in GRAPH_REASONS for reason in reasons), reasons
+    assert run_graph(store, settings).up_to_date
+
+
 def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
     from microvqa_tui.services.review import Reviewer
 
