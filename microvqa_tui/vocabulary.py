@@ -227,7 +227,14 @@ COT_STRUCTURE = "cot_structure"
 COT_REPETITION = "cot_repetition"
 COT_ANSWER = "cot_answer"
 SELECT_REASONS = (COT_LENGTH, COT_STRUCTURE, COT_REPETITION, COT_ANSWER)
-HELD_OUT_REASONS = (SUPERSEDED, GRAPH_HELD_OUT, *SELECT_REASONS)
+
+# `qas.reason` of a QA the graph held out, as `<code>: <detail>` (the detail, for people, is
+# its score, the signals that pulled it down and its nearest QAs); code reads the code only.
+GRAPH_LOW_SCORE = "graph_low_score"  # scored under the cut
+GRAPH_AT_CUT = "graph_at_cut"  # scored at the cut, ranked below the kept share
+REVIEWER_REJECTED = "reviewer_rejected"  # a reviewer rejected it: the graph keeps that verdict
+GRAPH_REASONS = (GRAPH_LOW_SCORE, GRAPH_AT_CUT, REVIEWER_REJECTED)
+HELD_OUT_REASONS = (SUPERSEDED, GRAPH_HELD_OUT, *SELECT_REASONS, *GRAPH_REASONS)
 
 # `quarantine.reason` of the ingest stage: short, stable codes, with what the CLI and the TUI
 # show beside them.

@@ -190,7 +190,7 @@ def test_audit_path_ingest_signals_graph_select_review_export(store, settings, t
         assert json.loads(mcq["params_json"])["graph"]["verdict"] == qa["status"]
         if qa["status"] == "held_out":
             assert mcq["reason"] == f"graph_held_out: {qa['reason']}"
-            assert qa["reason"].startswith("score ")
+            assert qa["reason"].startswith(("graph_low_score: score ", "graph_at_cut: score "))
         else:
             assert mcq["reason"] == ""
 

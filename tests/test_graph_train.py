@@ -15,6 +15,7 @@ from microvqa_tui.pipeline.graph.pipeline import fit_and_filter, human_array
 from microvqa_tui.pipeline.graph.run import human_labels_from_store, run_graph
 from microvqa_tui.pipeline.graph.train import load_model, roc_auc
 from microvqa_tui.progress import CancelToken, RecordingProgress
+from microvqa_tui.vocabulary import GRAPH_AT_CUT, GRAPH_LOW_SCORE, REVIEWER_REJECTED
 
 try:
     from tests.graph_helpers import (  # one_thread: an autouse fixture
@@ -72,7 +73,8 @@ def test_filter_keeps_the_fraction_and_explains_every_hold_out(planted_data, out
         if keep:
             assert reason == "" and score >= f.threshold
             continue
-        assert reason.startswith(f"score {score:.2f}")
+        code, _, detail = reason.partition(": ")
+        assert code in (GRAPH_LOW_SCORE, GRAPH_AT_CUT) and detail.startswith(f"score {score:.2f}")
         assert ("nearest QAs also held out" in reason) == nbrs
         named = re.findall(r"(\w+) -?[\d.]+ \((low|high)\)", reason)
         if not named:
@@ -190,7 +192,7 @@ def test_run_graph_uses_human_labels_and_overrides(filled):
     report = run_graph(store, fast_run_settings(), human_labels={qa: 0}, keep_fraction=0.9)
     assert report.human_labels == 1
     row = store.get("qas", qa)
-    assert row["status"] == "held_out" and row["reason"].startswith("rejected by a reviewer")
+    assert row["status"] == "held_out" and row["reason"].startswith(f"{REVIEWER_REJECTED}: ")
 
 
 def test_run_graph_without_qas_says_so(store, settings):
@@ -225,6 +227,30 @@ def test_scores_do_not_depend_on_the_order_the_store_returns_rows_in(tmp_path):
     assert _scores_by_id(first) == _scores_by_id(second)
 
 
+def test_a_store_with_reasons_of_another_code_set_is_rewritten_by_the_next_run(filled, monkeypatch):
+    """A run records the reason codes it writes; a store written with other ones (an older
+    version's free text) is not up to date, and the next run gives every reason a code."""
+    from microvqa_tui.pipeline.graph import run as graph_run
+    from microvqa_tui.vocabulary import GRAPH_REASONS
+
+    store, _data, _ids = filled
+    settings = fast_run_settings()
+    with monkeypatch.context() as patch:
+        patch.setattr(graph_run, "GRAPH_REASONS", ())
+        old = run_graph(store, settings)
+    held = store.rows("qas", "status = 'held_out'", ["qa_id"])
+    legacy = [
+        {"qa_id": r["qa_id"], "reason": "score 0.10 < 0.50: no signal available"} for r in held
+    ]
+    store.upsert("qas", [{**store.get("qas", r["qa_id"]), **r} for r in legacy])
+    again = run_graph(store, settings)
+    assert not again.up_to_date and again.fingerprint != old.fingerprint
+    reasons = [r["reason"] for r in store.rows("qas", "status = 'held_out'", ["reason"])]
+    assert len(reasons) == len(held) > 0
+    assert all(reason.partition(": ")[0] in GRAPH_REASONS for reason in reasons), reasons
+    assert run_graph(store, settings).up_to_date
+
+
 def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
     from microvqa_tui.services.review import Reviewer
 
@@ -252,6 +278,6 @@ def test_a_rerun_changes_nothing_until_a_reviewer_decides(filled):
     after = _scores_by_id(store)
     assert not retrained.up_to_date and retrained.human_labels == 2
     assert after[best][0] < before[best][0] and after[worst][0] > before[worst][0]
-    assert after[best][1] == "held_out" and after[best][2].startswith("rejected by a reviewer")
+    assert after[best][1] == "held_out" and after[best][2].startswith(f"{REVIEWER_REJECTED}: ")
     assert after[worst][1] == "kept"
     assert run_graph(store, settings).up_to_date

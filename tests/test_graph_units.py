@@ -32,6 +32,7 @@ from microvqa_tui.pipeline.graph.weak_labels import (
     make_targets,
     weak_labels,
 )
+from microvqa_tui.vocabulary import GRAPH_LOW_SCORE, REVIEWER_REJECTED
 
 try:
     from tests.graph_helpers import one_thread, small_planted
@@ -479,7 +480,7 @@ def test_reasons_name_signals_and_neighbours():
     assert result.keep.tolist() == [False, True, True, True]
     reason = result.reasons[0]
     assert reason.startswith(
-        "score 0.21 < 0.70: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
+        f"{GRAPH_LOW_SCORE}: score 0.21 < 0.70: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
     )
     assert "text_caption_qa" not in reason  # too small an effect to name
     assert reason.endswith("0/2 nearest QAs also held out")
@@ -494,9 +495,7 @@ def test_reasons_name_signals_and_neighbours():
     # A reviewer's reject says so.
     human = np.array([-1, 0, -1, -1])
     result = filter_scores(scores, signals, keep_fraction=0.75, human=human)
-    assert not result.keep[1] and result.reasons[1].startswith(
-        "rejected by a reviewer (score 0.80)"
-    )
+    assert not result.keep[1] and result.reasons[1].startswith(f"{REVIEWER_REJECTED}: score 0.80")
 
 
 # ---------------------------------------------------------------------------- settings

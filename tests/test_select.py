@@ -23,6 +23,7 @@ from microvqa_tui.pipeline.select.difficulty import apply_policy, tier
 from microvqa_tui.pipeline.select.reasoning import check_cot
 from microvqa_tui.pipeline.stage3 import run_mcq
 from store.schema import utcnow
+from tests.stage_helpers import step_settings
 
 CHOICES = ["Basal layer", "Granular layer", "Spinous layer", "Stratum corneum"]
 GOOD_COT = (
@@ -33,7 +34,7 @@ GOOD_COT = (
 
 
 def with_select(settings, **values):
-    return settings.model_copy(update={"select": SelectSettings(**values)})
+    return step_settings(settings, select=SelectSettings(**values))
 
 
 def reasons(cot: str, correct: int = 0, **values) -> list[str]:
@@ -426,9 +427,9 @@ def test_funnel_counts_stage1_and_graph_from_the_store(store, settings):
     for i, qa in enumerate(qas[:5]):
         held = i < 2
         reason = (
-            "score 0.10 < 0.50: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
+            "graph_low_score: score 0.10 < 0.50: nli_contradict 0.91 (high), clip_image_qa 0.12 (low)"
             if i == 0
-            else "rejected by a reviewer (score 0.30): text_caption_qa 0.10 (low)"
+            else "reviewer_rejected: score 0.30: text_caption_qa 0.10 (low)"
         )
         scored.append(
             {

@@ -30,10 +30,11 @@ from microvqa_tui.pipeline.stage3.positions import PositionBalancer
 from microvqa_tui.pipeline.stage3.prompts import DEFAULT_PROMPT_DIR
 from microvqa_tui.progress import CancelToken, RecordingProgress
 from store import text_id
+from tests.stage_helpers import step_settings
 
 
 def with_mcq(settings, **values):
-    return settings.model_copy(update={"mcq": MCQSettings(**values)})
+    return step_settings(settings, mcq=MCQSettings(**values))
 
 
 # ---------------------------------------------------------------------------- units

@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.widgets import DataTable, Select
 
 from microvqa_tui.pipeline.graph.run import run_graph
+from microvqa_tui.vocabulary import REVIEWER_REJECTED
 from tests.graph_helpers import fast_settings
 from tests.ui_helpers import built_store_copy, make_app, settle
 
@@ -81,7 +82,7 @@ async def test_a_qa_relabelled_in_browse_moves_after_the_graph_runs(
         log = pipeline.query_one("#pipeline-log").text
         assert log.count("graph done") == 2 and "up to date, nothing retrained" in log
     assert after[second]["status"] == "held_out" and before[second]["status"] == "kept"
-    assert after[second]["reason"].startswith("rejected by a reviewer")
+    assert after[second]["reason"].startswith(f"{REVIEWER_REJECTED}: ")
     assert after[second]["score"] < before[second]["score"]
     assert after[worst]["status"] == before[worst]["status"] == "held_out"  # the accept was undone
     assert store.count("runs", "step = 'graph' AND status = 'done'") == retrained

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from microvqa_tui.config import Settings
-from microvqa_tui.vocabulary import TASK_TYPES
+from microvqa_tui.vocabulary import GRAPH_LOW_SCORE, TASK_TYPES
 from store import Store
 from store.ids import text_id
 
@@ -84,7 +84,7 @@ def build_store(store: Store, settings: Settings, *, qa_figures: int = 12) -> di
                     "model": "test-llm",
                     "prompt_version": "v1",
                     "status": "kept" if kept else "held_out",
-                    "reason": "" if kept else f"graph score {score:.2f} < 0.30",
+                    "reason": "" if kept else f"{GRAPH_LOW_SCORE}: score {score:.2f} < 0.30",
                     "score": score,
                     "created_at": at,
                     "run_id": "stage1-test",

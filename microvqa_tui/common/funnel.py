@@ -15,7 +15,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from microvqa_tui.vocabulary import ORIGIN_STAGE1, STAGE_STAGE1, STATUS_HELD_OUT
+from microvqa_tui.vocabulary import (
+    ORIGIN_STAGE1,
+    REVIEWER_REJECTED,
+    STAGE_STAGE1,
+    STATUS_HELD_OUT,
+)
 
 FUNNEL_STEPS = ("mcq", "select")
 GENERATED, IMPORTED = "generated", "imported"  # origins as the funnel names them
@@ -89,11 +94,13 @@ def stage1_row(store) -> FunnelRow | None:
 
 
 def lead_signal(reason: str) -> str:
-    """What a graph hold-out reason names first (`score 0.2 < 0.5: nli_contradict 0.9
-    (high), ...` -> `nli_contradict high`)."""
-    if reason.startswith("rejected by a reviewer"):
+    """What a graph hold-out reason names first (`graph_low_score: score 0.2 < 0.5:
+    nli_contradict 0.9 (high), ...` -> `nli_contradict high`); a reviewer's reject by its
+    code, whatever the signals."""
+    if reason_code(reason) == REVIEWER_REJECTED:
         return "rejected by a reviewer"
-    _, _, detail = reason.partition(": ")
+    _, _, detail = reason.partition(": ")  # past the code
+    _, _, detail = detail.partition(": ")  # past the score
     detail = detail.split(";", 1)[0]
     if detail.startswith("no signal on its weak side"):
         return "the graph, no weak signal"

@@ -8,8 +8,7 @@ Public API:
 - `exact_topk`, `ann_topk`, `all_pairs_topk`: the neighbour search (also used by benchmarks)
 """
 
-import importlib
-
+from microvqa_tui.common.lazy import lazy_names
 from microvqa_tui.config.dedup import DedupSettings, dedup_settings
 
 # Names resolve lazily (PEP 562): listing the CLI's commands loads neither numpy nor lancedb.
@@ -34,11 +33,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+__getattr__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

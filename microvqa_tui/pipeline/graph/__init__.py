@@ -11,9 +11,7 @@ Importing this package is cheap: torch and PyG load when a name below is first u
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from microvqa_tui.common.lazy import lazy_names
 from microvqa_tui.config.graph import GraphSettings
 
 _LAZY = {
@@ -34,8 +32,4 @@ _LAZY = {
 __all__ = ["GraphSettings", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -2,8 +2,9 @@
 
 A reason names the signals that pulled the score down most (from the model's what-if
 scores, `train.occlusion`) with their values, and how many of the QA's nearest QAs were held
-out too and hang off other figures, e.g. `score 0.21 < 0.48: nli_contradict 0.91 (high),
-clip_image_qa 0.12 (low); 3/5 nearest QAs also held out, 4/5 on other figures`.
+out too and hang off other figures, after the reason's code (`vocabulary.GRAPH_REASONS`), e.g.
+`graph_low_score: score 0.21 < 0.48: nli_contradict 0.91 (high), clip_image_qa 0.12 (low);
+3/5 nearest QAs also held out, 4/5 on other figures`.
 Nothing is deleted: held-out QAs stay in the store.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microvqa_tui.pipeline.graph.inputs import SIGNAL_DIRECTIONS, SignalTable
+from microvqa_tui.vocabulary import GRAPH_AT_CUT, GRAPH_LOW_SCORE, REVIEWER_REJECTED
 
 MAX_SIGNALS_IN_REASON = 3
 MIN_EFFECT = 0.005  # what-if score changes below this are not worth naming
@@ -95,6 +97,16 @@ def _ranked_signals(
     return order, np.isfinite(np.take_along_axis(key, order, axis=1))
 
 
+def _head(score: float, threshold: float, rejected: bool) -> str:
+    """The reason's code (`vocabulary.GRAPH_REASONS`) and the score: `graph_low_score: score
+    0.21 < 0.48`. A reviewer's reject comes first: it holds the QA out whatever its score."""
+    if rejected:
+        return f"{REVIEWER_REJECTED}: score {score:.2f}"
+    if score < threshold:
+        return f"{GRAPH_LOW_SCORE}: score {score:.2f} < {threshold:.2f}"
+    return f"{GRAPH_AT_CUT}: score {score:.2f} at the cut {threshold:.2f} (ranked below the kept share)"
+
+
 def explain(
     scores: np.ndarray,
     keep: np.ndarray,
@@ -146,13 +158,7 @@ def explain(
 
     names = signals.names
     for i, row in enumerate(held.tolist()):
-        s = float(scores[row])
-        if human is not None and human[row] == 0:
-            head = f"rejected by a reviewer (score {s:.2f})"
-        elif s < threshold:
-            head = f"score {s:.2f} < {threshold:.2f}"
-        else:
-            head = f"score {s:.2f} at the cut {threshold:.2f} (ranked below the kept share)"
+        head = _head(float(scores[row]), threshold, human is not None and human[row] == 0)
         parts = []
         for j, ok in zip(order[i].tolist(), named[i].tolist(), strict=True):
             if not ok:

@@ -31,7 +31,7 @@ from microvqa_tui.pipeline.graph.reading import human_labels_from_store, read_in
 from microvqa_tui.pipeline.graph.writing import write_edges, write_qas
 from microvqa_tui.pipeline.tablestep import TableStep, run_table_step
 from microvqa_tui.progress import CancelToken, ProgressReporter
-from microvqa_tui.vocabulary import STATUS_HELD_OUT, STATUS_KEPT
+from microvqa_tui.vocabulary import GRAPH_REASONS, STATUS_HELD_OUT, STATUS_KEPT
 from store import Store
 
 if TYPE_CHECKING:
@@ -170,9 +170,10 @@ class GraphStep(TableStep[GraphReport]):
             inputs.qa_ids, human_labels_from_store(store) if labels is None else labels
         )
         report.timings["read_s"] = round(time.perf_counter() - clock, 3)
-        self.read = _Read(
-            inputs, found, human, {**self.gs.model_dump(mode="json"), "device": device}
-        )
+        # The reason codes are part of what a run writes: a store whose held-out reasons
+        # predate them (free text) is not up to date, and the next run rewrites them.
+        config = {**self.gs.model_dump(mode="json"), "device": device}
+        self.read = _Read(inputs, found, human, {**config, "reason_codes": list(GRAPH_REASONS)})
         report.fingerprint = fingerprint(inputs, human, self.read.config)
         self.read.config["inputs_fingerprint"] = report.fingerprint
         return self.read.config

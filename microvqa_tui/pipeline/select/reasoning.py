@@ -16,13 +16,17 @@ from dataclasses import dataclass
 
 from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.pipeline.stage3.cot import final_answer_text, letter, match_option, words
-
-CHECKS = ("cot_length", "cot_structure", "cot_repetition", "cot_answer")
+from microvqa_tui.vocabulary import (
+    COT_ANSWER,
+    COT_LENGTH,
+    COT_REPETITION,
+    COT_STRUCTURE,
+)
 
 
 @dataclass(frozen=True)
 class CheckFailure:
-    reason: str  # one of CHECKS
+    reason: str  # one of `vocabulary.SELECT_REASONS`
     detail: str
 
     def text(self) -> str:
@@ -32,9 +36,9 @@ class CheckFailure:
 def check_length(cot: str, cfg: SelectSettings) -> CheckFailure | None:
     n = len(cot.split())
     if n < cfg.cot_min_words:
-        return CheckFailure("cot_length", f"{n} words, fewer than {cfg.cot_min_words}")
+        return CheckFailure(COT_LENGTH, f"{n} words, fewer than {cfg.cot_min_words}")
     if n > cfg.cot_max_words:
-        return CheckFailure("cot_length", f"{n} words, more than {cfg.cot_max_words}")
+        return CheckFailure(COT_LENGTH, f"{n} words, more than {cfg.cot_max_words}")
     return None
 
 
@@ -45,10 +49,10 @@ def check_structure(cot: str, cfg: SelectSettings) -> CheckFailure | None:
         match = re.compile(rf"\b{re.escape(part.lower())}\b").search(lowered, position)
         if match is None:
             where = "" if position == 0 else " after the previous part"
-            return CheckFailure("cot_structure", f"no '{part}' part{where}")
+            return CheckFailure(COT_STRUCTURE, f"no '{part}' part{where}")
         position = match.end()
     if final_answer_text(cot[position:]) is None:
-        return CheckFailure("cot_structure", "no final 'Answer: X' line")
+        return CheckFailure(COT_STRUCTURE, "no final 'Answer: X' line")
     return None
 
 
@@ -66,7 +70,7 @@ def check_repetition(cot: str, cfg: SelectSettings) -> CheckFailure | None:
     gram, count = repeated_ngram(cot, cfg.ngram_size)
     if count > cfg.max_ngram_repeats:
         return CheckFailure(
-            "cot_repetition",
+            COT_REPETITION,
             f"'{gram}' occurs {count} times (at most {cfg.max_ngram_repeats} allowed)",
         )
     return None
@@ -79,10 +83,10 @@ def check_answer(cot: str, choices: list[str], correct_index: int) -> CheckFailu
     index = match_option(named, choices)
     key = f"({letter(correct_index)}) {choices[correct_index]!r}"
     if index is None:
-        return CheckFailure("cot_answer", f"final answer {named!r} names no option; key is {key}")
+        return CheckFailure(COT_ANSWER, f"final answer {named!r} names no option; key is {key}")
     if index != correct_index:
         return CheckFailure(
-            "cot_answer",
+            COT_ANSWER,
             f"final answer is ({letter(index)}) {choices[index]!r}, the key is {key}",
         )
     return None

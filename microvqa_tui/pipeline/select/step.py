@@ -18,10 +18,9 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.common.captions import caption_texts
-from microvqa_tui.config.sections import section
 from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.models.client import LLMClient, Meter, NoModel
@@ -46,6 +45,9 @@ from microvqa_tui.progress import CancelToken, ProgressReporter
 from microvqa_tui.vocabulary import STATUS_KEPT
 from store import Store
 
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
+
 Item = tuple[dict[str, Any], str]  # (the MCQ row, its caption)
 Result = dict[str, Any]  # the checked row, whether its wording changed, the calls it cost
 
@@ -63,21 +65,21 @@ class SelectStep(BatchStep[str, Item, Result]):
         self.cfg: SelectSettings | None = None
         self.model = self.version = ""
 
-    def _settle(self, settings: Any) -> SelectSettings:
+    def _settle(self, settings: Settings) -> SelectSettings:
         if self.cfg is None:
-            cfg = self.cfg = section(settings, "select", SelectSettings)
+            cfg = self.cfg = settings.select
             self.templates = {n: prompts.load(f, cfg.prompt_dir) for n, f in TEMPLATES.items()}
             needs = (cfg.reasoning_checks and cfg.regenerate_cot) or cfg.shortcut_removal
             self.needs_model = needs or (cfg.bloom and cfg.bloom_use_llm) or cfg.difficulty
         return self.cfg
 
-    def config(self, settings: Any) -> dict[str, Any]:
+    def config(self, settings: Settings) -> dict[str, Any]:
         return self._settle(settings).model_dump(mode="json")
 
-    def batch_size(self, settings: Any) -> int:
+    def batch_size(self, settings: Settings) -> int:
         return self._settle(settings).batch_size
 
-    def _model_id(self, settings: Any, rows: bool) -> str:
+    def _model_id(self, settings: Settings, rows: bool) -> str:
         """The client's id without loading an in-process model; "none" when no check needs
         a model or there is nothing to check."""
         from microvqa_tui.models import registry
@@ -92,7 +94,7 @@ class SelectStep(BatchStep[str, Item, Result]):
                 self.loaded["llm"] = client
         return self.loaded["llm"].model_id
 
-    def pending(self, store: Any, settings: Any) -> Pending[str]:
+    def pending(self, store: Any, settings: Settings) -> Pending[str]:
         cfg = self._settle(settings)
         clock = time.perf_counter()
         rows = managed_rows(store, cfg.include_imported)
@@ -114,7 +116,7 @@ class SelectStep(BatchStep[str, Item, Result]):
         captions = caption_texts(store, rows, key="mcq_id")
         return [(row, captions.get(row["mcq_id"], "")) for row in rows]
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
         from microvqa_tui.models import registry
 
@@ -188,7 +190,7 @@ class SelectStep(BatchStep[str, Item, Result]):
 
 def run_select(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,

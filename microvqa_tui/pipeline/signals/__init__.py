@@ -1,28 +1,18 @@
 """Consistency signals per QA (NLI, CLIP, text similarity, agent), with availability flags.
 
 `run_signals` is the pipeline step; `statement.to_statement` turns a QA into the
-declarative sentence tested by NLI. Names are resolved lazily so that importing
-`microvqa_tui.config.signals` (done by `config`) stays light.
+declarative sentence tested by NLI. Names are resolved lazily (`common.lazy`): importing
+this package stays light.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from microvqa_tui.common.lazy import lazy_names
+from microvqa_tui.config.signals import EmbedSettings, SignalSettings
 
-_EXPORTS = {
-    "SignalsReport": "microvqa_tui.pipeline.signals.run",
-    "run_signals": "microvqa_tui.pipeline.signals.run",
-    "SignalSettings": "microvqa_tui.config.signals",
-    "EmbedSettings": "microvqa_tui.config.signals",
-    "to_statement": "microvqa_tui.pipeline.signals.statement",
-}
+_EXPORTS = {"SignalsReport": "run", "run_signals": "run", "to_statement": "statement"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["EmbedSettings", "SignalSettings", "SignalsReport", "run_signals", "to_statement"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)

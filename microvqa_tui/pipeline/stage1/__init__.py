@@ -1,26 +1,17 @@
 """Stage 1 of MicroVQA++: caption -> QA pairs of three task types, checked, with quarantine.
 
-`run_stage1` is the pipeline step. Names are resolved lazily so that importing
-`microvqa_tui.config.stage1` (done by `config`) loads neither the store nor a
-model library.
+`run_stage1` is the pipeline step. Names are resolved lazily (`common.lazy`): importing
+this package loads neither the store nor a model library.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from microvqa_tui.common.lazy import lazy_names
+from microvqa_tui.config.stage1 import Stage1Settings
 
-_EXPORTS = {
-    "Stage1Report": "microvqa_tui.pipeline.stage1.run",
-    "run_stage1": "microvqa_tui.pipeline.stage1.run",
-    "Stage1Settings": "microvqa_tui.config.stage1",
-}
+_EXPORTS = {"Stage1Report": "run", "run_stage1": "run"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["Stage1Report", "Stage1Settings", "run_stage1"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)

@@ -23,12 +23,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.config.mcq import MCQSettings
-from microvqa_tui.config.sections import section
 from microvqa_tui.engines.base import Engine
 from microvqa_tui.models.client import LLMClient, Meter, NoModel, run_concurrently
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
@@ -52,6 +51,9 @@ from microvqa_tui.pipeline.stage3.positions import PositionBalancer
 from microvqa_tui.pipeline.stage3.resume import generation_row, pending_qas
 from microvqa_tui.progress import CancelToken, ProgressReporter
 from store import Store
+
+if TYPE_CHECKING:  # annotations only
+    from microvqa_tui.config import Settings
 
 
 @dataclass
@@ -81,19 +83,19 @@ class MCQStep(BatchStep[int, _QA, Result]):
         self.cfg: MCQSettings | None = None
         self.model = ""
 
-    def _settle(self, settings: Any) -> MCQSettings:
+    def _settle(self, settings: Settings) -> MCQSettings:
         if self.cfg is None:
-            self.cfg = section(settings, "mcq", MCQSettings)
+            self.cfg = settings.mcq
             self.template = prompts.load(prompts.GENERATE_TEMPLATE, self.cfg.prompt_dir)
         return self.cfg
 
-    def config(self, settings: Any) -> dict[str, Any]:
+    def config(self, settings: Settings) -> dict[str, Any]:
         return self._settle(settings).model_dump(mode="json")
 
-    def batch_size(self, settings: Any) -> int:
+    def batch_size(self, settings: Settings) -> int:
         return self._settle(settings).batch_size
 
-    def _model_id(self, settings: Any, needed: bool) -> str:
+    def _model_id(self, settings: Settings, needed: bool) -> str:
         """The client's id (a server client is made here; an in-process GGUF only named);
         "none" when there is nothing to generate (no model is resolved then)."""
         from microvqa_tui.models import registry
@@ -107,7 +109,7 @@ class MCQStep(BatchStep[int, _QA, Result]):
             self.loaded["llm"] = client
         return self.loaded["llm"].model_id
 
-    def pending(self, store: Any, settings: Any) -> Pending[int]:
+    def pending(self, store: Any, settings: Settings) -> Pending[int]:
         cfg = self._settle(settings)
         clock = time.perf_counter()
         qas, statuses, note = select_qas(store, cfg)
@@ -147,7 +149,7 @@ class MCQStep(BatchStep[int, _QA, Result]):
             for seq, qa in zip(keys, qas, strict=True)
         ]
 
-    def load(self, settings: Any) -> None:
+    def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
         from microvqa_tui.models import registry
 
@@ -222,7 +224,7 @@ class MCQStep(BatchStep[int, _QA, Result]):
 
 def run_mcq(
     store: Store,
-    settings: Any,
+    settings: Settings,
     *,
     progress: ProgressReporter | None = None,
     cancel: CancelToken | None = None,

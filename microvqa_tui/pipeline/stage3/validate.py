@@ -10,7 +10,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from microvqa_tui.pipeline.stage3.cot import final_answer_text, match_option, normalize, words
-from microvqa_tui.vocabulary import TASK_TYPES
+from microvqa_tui.vocabulary import (
+    ANSWER_DIFFERS_FROM_QA,
+    ANSWER_IN_QUESTION,
+    ANSWER_NOT_IN_OPTIONS,
+    BAD_OPTIONS,
+    COT_OTHER_OPTION,
+    DISTRACTOR_LENGTH,
+    DUPLICATE_OPTIONS,
+    ECHOED_PROMPT,
+    EMPTY_COT,
+    EMPTY_OPTION,
+    EMPTY_QUESTION,
+    NOT_AN_OBJECT,
+    TASK_TYPES,
+    WRONG_OPTION_COUNT,
+)
 
 STOPWORDS = frozenset(
     [
@@ -96,7 +111,7 @@ class Draft:
 
 @dataclass
 class Failure:
-    reason: str  # machine-readable code
+    reason: str  # a code of `vocabulary.MCQ_REASONS`
     detail: str  # the sentence shown to a person
 
 
@@ -170,13 +185,13 @@ def check_generation(
     copies it (small models echo "one sentence on what the image shows") fails.
     """
     if not isinstance(data, dict):
-        return Failure("not_an_object", f"expected a JSON object, got {type(data).__name__}")
+        return Failure(NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
     echo = echoed_field(data, instructions)
     if echo:
-        return Failure("echoed_prompt", f"the {echo} copies the prompt's instructions")
+        return Failure(ECHOED_PROMPT, f"the {echo} copies the prompt's instructions")
     question = _text(data.get("question"))
     if not question:
-        return Failure("empty_question", "the question is missing or empty")
+        return Failure(EMPTY_QUESTION, "the question is missing or empty")
     options = _check_options(data.get("options"), n_choices)
     if isinstance(options, Failure):
         return options
@@ -203,20 +218,20 @@ def check_generation(
 def _check_options(raw_options: Any, n_choices: int) -> list[str] | Failure:
     """The stripped options: `n_choices` distinct non-empty strings."""
     if not isinstance(raw_options, list) or not all(isinstance(o, str) for o in raw_options):
-        return Failure("bad_options", "options must be a list of strings")
+        return Failure(BAD_OPTIONS, "options must be a list of strings")
     options = [o.strip() for o in raw_options]
     if len(options) != n_choices:
         return Failure(
-            "wrong_option_count", f"expected {n_choices} options, the model wrote {len(options)}"
+            WRONG_OPTION_COUNT, f"expected {n_choices} options, the model wrote {len(options)}"
         )
     if any(not o for o in options):
-        return Failure("empty_option", "an option is empty")
+        return Failure(EMPTY_OPTION, "an option is empty")
     seen: dict[str, int] = {}
     for index, option in enumerate(options):
         key = normalize(option)
         if key in seen:
             return Failure(
-                "duplicate_options",
+                DUPLICATE_OPTIONS,
                 f"options {seen[key] + 1} and {index + 1} are the same: {option!r}",
             )
         seen[key] = index
@@ -231,7 +246,7 @@ def _check_answer(
     answer_index = match_option(answer_text, options) if answer_text else None
     if answer_index is None:
         return Failure(
-            "answer_not_in_options", f"the answer {answer_text!r} is not one of the options"
+            ANSWER_NOT_IN_OPTIONS, f"the answer {answer_text!r} is not one of the options"
         )
     answer = options[answer_index]
     if (
@@ -240,7 +255,7 @@ def _check_answer(
         and not (content_words(answer) & content_words(qa_answer))
     ):
         return Failure(
-            "answer_differs_from_qa",
+            ANSWER_DIFFERS_FROM_QA,
             f"the correct option {answer!r} shares no content word with the QA's answer "
             f"{qa_answer!r}",
         )
@@ -248,7 +263,7 @@ def _check_answer(
     shared = answer_words & content_words(question)
     if len(answer_words) >= 2 and len(shared) >= 0.75 * len(answer_words):
         return Failure(
-            "answer_in_question",
+            ANSWER_IN_QUESTION,
             f"the question gives the answer away: it contains {answer!r}",
         )
     return answer_index
@@ -258,13 +273,13 @@ def _check_cot(data: dict, options: list[str], answer_index: int) -> str | Failu
     """The chain of thought: present, and not ending on another option."""
     cot = assemble_cot(data)
     if not cot:
-        return Failure("empty_cot", "the chain of thought is missing or empty")
+        return Failure(EMPTY_COT, "the chain of thought is missing or empty")
     named = final_answer_text(cot)
     if named:
         cot_index = match_option(named, options)
         if cot_index is not None and cot_index != answer_index:
             return Failure(
-                "cot_other_option",
+                COT_OTHER_OPTION,
                 f"the chain of thought ends on option {options[cot_index]!r}, "
                 f"not on the answer {options[answer_index]!r}",
             )
@@ -280,7 +295,7 @@ def _check_lengths(options: list[str], answer: str, max_length_ratio: float) -> 
         ratio = max(1, len(words(option))) / answer_len
         if ratio > max_length_ratio or ratio < 1 / max_length_ratio:
             return Failure(
-                "distractor_length",
+                DISTRACTOR_LENGTH,
                 f"option {option!r} is {ratio:.1f}× the answer's length in words "
                 f"(limit {max_length_ratio:g}×): the length gives the answer away",
             )
