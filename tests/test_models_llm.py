@@ -438,3 +438,35 @@ def test_smollm_enums_keep_quotes_backslashes_braces_and_non_ascii(smollm):
         )
         assert result.ok, result.message
         assert json.loads(result.raw)["evidence"] in values
+
+
+def test_a_prompt_seen_before_is_restored_not_evaluated_again(tiny_llm):
+    """Calls alternating between two long prompts: the second time, each prompt comes back
+    from the saved KV states (only its last token is evaluated) and the greedy reply is the
+    same as the first time."""
+    long_a = [{"role": "user", "content": "alpha " * 120}]
+    long_b = [{"role": "user", "content": "beta " * 120}]
+    first = [_ask(tiny_llm, messages=m, temperature=0.0, max_tokens=60) for m in (long_a, long_b)]
+    evaluated = []
+    again = []
+    for messages in (long_a, long_b):
+        again.append(_ask(tiny_llm, messages=messages, temperature=0.0, max_tokens=60))
+        evaluated.append(tiny_llm.last_calls[-1].decoded.prompt_evaluated)
+    assert [r.raw for r in again] == [r.raw for r in first]
+    forced = [c.decoded.forced_tokens for c in tiny_llm.last_calls]
+    assert all(n <= 1 + forced[-1] for n in evaluated), evaluated  # not ~120 tokens
+
+
+def test_forced_tokens_skip_model_steps_and_the_closing_brace_ends_the_call(smollm):
+    """An enum reply: the key, the quotes and the brace are forced, so the model is stepped
+    at most once per enum choice and never to sample an end-of-turn token."""
+    schema = {
+        "type": "object",
+        "properties": {"supported": {"enum": ["yes", "no"]}},
+        "required": ["supported"],
+    }
+    result = _ask(smollm, schema, temperature=0.0, max_tokens=16)
+    assert result.ok and result.value["supported"] in ("yes", "no")
+    decoded = smollm.last_calls[-1].decoded
+    assert decoded.finish_reason == "stop"
+    assert decoded.steps <= 1 < decoded.forced_tokens < result.completion_tokens
