@@ -226,6 +226,7 @@ def run(args) -> None:
     import numpy as np
     import torch
 
+    from microvqa_tui.config import Settings
     from microvqa_tui.config.graph import GraphSettings
     from microvqa_tui.pipeline.graph.knn import resolve_device
     from microvqa_tui.pipeline.graph.run import run_graph
@@ -236,7 +237,7 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     store = open_store(args.run, create=False)
-    settings = GraphSettings(knn_k=args.knn_k, device=device.type)
+    settings = Settings(graph=GraphSettings(knn_k=args.knn_k, device=device.type))
     clock = PhaseClock()
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
     report = run_graph(store, settings, progress=clock, force=True)

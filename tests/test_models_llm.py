@@ -72,20 +72,14 @@ def _ask(
 
 
 def _push(monkeypatch, llm, bias: dict[int, float]) -> None:
-    """Add `bias` to the logits before the token mask sees them (llama-cpp-python's own
-    `logit_bias` would replace the mask: its list `.extend()` returns None)."""
-    original = llm.llama.create_chat_completion
+    """Add `bias` to the logits before the token mask sees them."""
+    tokens = np.array(list(bias), dtype=np.int64)
+    values = np.array(list(bias.values()), dtype=np.float32)
 
-    def push(input_ids, scores):
-        scores = np.array(scores, dtype=np.float32)
-        for token, value in bias.items():
-            scores[token] += value
-        return scores
+    def push(logits):
+        logits[tokens] += values
 
-    def create(*args, logits_processor=None, **kwargs):
-        return original(*args, logits_processor=[push, *(logits_processor or [])], **kwargs)
-
-    monkeypatch.setattr(llm.llama, "create_chat_completion", create)
+    monkeypatch.setattr(llm.decoder, "adjust_logits", push)
 
 
 # ---------------------------------------------------------------------------- schemas
@@ -242,12 +236,12 @@ def test_retry_uses_the_next_seed_and_succeeds(tiny_llm, monkeypatch):
 
     seen = []
 
-    def fake_complete(messages, *, constraint, deadline, options):
+    def fake_decode(messages, matcher, *, deadline, options):
         seen.append((options["seed"], options["temperature"]))
         text = '{"a": ' if len(seen) == 1 else '{"a": "ok"}'
         return text, llm_mod.CallStats(10, 3, 0.01, "length" if len(seen) == 1 else "stop")
 
-    monkeypatch.setattr(tiny_llm, "_complete", fake_complete)
+    monkeypatch.setattr(tiny_llm, "_decode", fake_decode)
     result = _ask(tiny_llm, {"type": "object"}, seed=5, temperature=0.0)
     assert result.value == {"a": "ok"} and result.attempts == 2
     assert seen == [(5, 0.0), (6, 0.3)]  # greedy retries get some temperature
@@ -293,11 +287,10 @@ def test_images_become_data_uris():
 def test_free_text_and_metering(tiny_llm):
     before = tiny_llm.meter.copy()
     out = _ask(tiny_llm, None, max_tokens=8, temperature=1.0)
-    # llama-cpp-python may overshoot max_tokens by up to 3 while completing a UTF-8 character
-    assert out.ok and out.value == out.raw and 0 < out.completion_tokens <= 8 + 3
+    assert out.ok and out.value == out.raw and 0 < out.completion_tokens <= 8
     spent = tiny_llm.meter.since(before)
     assert spent.calls == 1 and spent.completion_tokens == out.completion_tokens
-    assert tiny_llm.llama.cache is not None  # the RAM prompt cache is on for text models
+    assert tiny_llm.decoder.states is not None  # the prompt-state cache is on for text models
 
 
 def test_requests_in_flight_come_back_by_index():
@@ -379,7 +372,7 @@ def test_broken_projector_fails_cleanly_on_first_image(tiny_gguf, tmp_path):
     proj.write_bytes(b"GGUF not a projector")
     vlm = load_llm(tiny_gguf.path, mmproj=proj, n_ctx=512, n_threads=1)
     try:
-        assert vlm.vision and vlm.llama.cache is None  # no prompt cache for vision models
+        assert vlm.vision and vlm.decoder is None  # vision models go through their handler
         result = _ask(vlm, images=[image_bytes(1)], max_tokens=8)
         assert result.error == "failed" and result.message
     finally:
@@ -445,3 +438,35 @@ def test_smollm_enums_keep_quotes_backslashes_braces_and_non_ascii(smollm):
         )
         assert result.ok, result.message
         assert json.loads(result.raw)["evidence"] in values
+
+
+def test_a_prompt_seen_before_is_restored_not_evaluated_again(tiny_llm):
+    """Calls alternating between two long prompts: the second time, each prompt comes back
+    from the saved KV states (only its last token is evaluated) and the greedy reply is the
+    same as the first time."""
+    long_a = [{"role": "user", "content": "alpha " * 120}]
+    long_b = [{"role": "user", "content": "beta " * 120}]
+    first = [_ask(tiny_llm, messages=m, temperature=0.0, max_tokens=60) for m in (long_a, long_b)]
+    evaluated = []
+    again = []
+    for messages in (long_a, long_b):
+        again.append(_ask(tiny_llm, messages=messages, temperature=0.0, max_tokens=60))
+        evaluated.append(tiny_llm.last_calls[-1].decoded.prompt_evaluated)
+    assert [r.raw for r in again] == [r.raw for r in first]
+    forced = [c.decoded.forced_tokens for c in tiny_llm.last_calls]
+    assert all(n <= 1 + forced[-1] for n in evaluated), evaluated  # not ~120 tokens
+
+
+def test_forced_tokens_skip_model_steps_and_the_closing_brace_ends_the_call(smollm):
+    """An enum reply: the key, the quotes and the brace are forced, so the model is stepped
+    at most once per enum choice and never to sample an end-of-turn token."""
+    schema = {
+        "type": "object",
+        "properties": {"supported": {"enum": ["yes", "no"]}},
+        "required": ["supported"],
+    }
+    result = _ask(smollm, schema, temperature=0.0, max_tokens=16)
+    assert result.ok and result.value["supported"] in ("yes", "no")
+    decoded = smollm.last_calls[-1].decoded
+    assert decoded.finish_reason == "stop"
+    assert decoded.steps <= 1 < decoded.forced_tokens < result.completion_tokens

@@ -128,14 +128,33 @@ def compile_schema(
 
 
 class TokenMasks:
-    """The llguidance tokenizer of one loaded llama.cpp model (built once: ~1 s)."""
+    """The llguidance tokenizer of one loaded llama.cpp model (built once: ~1 s), its
+    matchers (one per grammar, reset between calls rather than rebuilt) and one bitmask."""
 
     def __init__(self, llama: Any) -> None:
         from llguidance.llamacpp import lltokenizer_from_vocab
+        from llguidance.numpy import allocate_token_bitmask
 
         self.n_vocab = int(llama.n_vocab())
         self.eos = int(llama.token_eos())
         self.tokenizer = lltokenizer_from_vocab(llama._model.vocab)
+        self.bitmask = allocate_token_bitmask(1, self.tokenizer.vocab_size)
+        self._matchers: dict[str, Any] = {}
+
+    def matcher(self, grammar: str) -> Any:
+        """A matcher for `grammar` at its start (calls on one model are serialised)."""
+        from llguidance import LLMatcher
+
+        matcher = self._matchers.get(grammar)
+        if matcher is not None and matcher.reset() and not matcher.is_error():
+            return matcher
+        matcher = LLMatcher(self.tokenizer, grammar, log_level=0)
+        if matcher.is_error():
+            raise ModelError(f"llguidance cannot start the grammar: {matcher.get_error()}")
+        if len(self._matchers) >= 64:
+            self._matchers.pop(next(iter(self._matchers)))
+        self._matchers[grammar] = matcher
+        return matcher
 
     def processor(self, grammar: str) -> MaskProcessor:
         return MaskProcessor(self, grammar)

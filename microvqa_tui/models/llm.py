@@ -32,10 +32,12 @@ from microvqa_tui.models.client import JsonResult, LLMClient, LLMRequest, Sampli
 from microvqa_tui.models.constrain import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
+    Compiled,
     TokenMasks,
     compile_schema,
     gbnf_grammar,
 )
+from microvqa_tui.models.decode import Decoder, DecodeStats
 from microvqa_tui.models.device import llama_threads
 from microvqa_tui.models.messages import image_data_uri, prepare_messages
 
@@ -69,51 +71,10 @@ class CallStats:
     seconds: float = 0.0
     finish_reason: str = ""
     timed_out: bool = False
+    decoded: DecodeStats | None = None  # the decode loop's phases (text models)
 
 
 # ---------------------------------------------------------------------------- llama.cpp glue
-_CLASSES: dict[str, Any] = {}
-
-
-def _llama_classes() -> tuple[Any, Any]:
-    """(Llama subclass, prompt-cache class), built once llama_cpp is imported."""
-    if not _CLASSES:
-        import llama_cpp
-
-        class CachingLlama(llama_cpp.Llama):
-            """`save_state` without copying the logits buffer when it is unused.
-
-            With logits_all=False llama-cpp-python never fills `scores` (sampling happens in
-            llama.cpp), yet `save_state` copies n_batch x n_vocab floats (~100 MB for a 49k
-            vocabulary) into every prompt-cache entry. One row is kept (it broadcasts back
-            in `load_state`).
-            """
-
-            def save_state(self) -> Any:
-                if self._logits_all:
-                    return super().save_state()
-                full = self.scores
-                self.scores = full[:1]
-                try:
-                    return super().save_state()
-                finally:
-                    self.scores = full
-
-        class PromptCache(llama_cpp.LlamaRAMCache):
-            """LlamaRAMCache whose capacity also counts the arrays stored beside the KV state."""
-
-            @property
-            def cache_size(self) -> int:
-                return sum(
-                    s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes
-                    for s in self.cache_state.values()
-                )
-
-        _CLASSES["llama"] = CachingLlama
-        _CLASSES["cache"] = PromptCache
-    return _CLASSES["llama"], _CLASSES["cache"]
-
-
 def gpu_offload_supported() -> bool:
     """Whether the installed llama.cpp build can offload layers to a GPU."""
     try:
@@ -217,6 +178,7 @@ class LlamaModel(LLMClient):
         retries: int = 2,
         max_string_length: int = DEFAULT_MAX_STRING,
         max_items: int = DEFAULT_MAX_ITEMS,
+        prompt_cache_bytes: int = 0,
     ) -> None:
         super().__init__()
         self.llama = llama
@@ -232,8 +194,13 @@ class LlamaModel(LLMClient):
         self.max_string_length = max_string_length
         self.max_items = max_items
         self.fallbacks: dict[str, str] = {}  # schema (JSON) -> why GBNF was used
+        self.last_calls: list[CallStats] = []
         self._masks: TokenMasks | None = None
         self._lock = threading.Lock()
+        # text models decode in our own loop (decode.py); vision models through their handler
+        self.decoder = (
+            None if self.vision else Decoder(llama, prompt_cache_bytes=prompt_cache_bytes)
+        )
 
     # -- info
     @property
@@ -247,25 +214,24 @@ class LlamaModel(LLMClient):
         return str(self.llama.metadata.get("tokenizer.chat_template", ""))
 
     def format_prompt(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        """The prompt text llama-cpp-python builds for text `messages` (GGUF chat template)."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        """The prompt text of text `messages` (the GGUF's chat template, rendered as
+        llama-cpp-python renders it)."""
+        return self._text_decoder().prompt_text([dict(m) for m in messages], self.chat_template)
 
-        template = self.chat_template
-        if not template:
+    def prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> Any:
+        """The prompt of text `messages` as tokens (a numpy array)."""
+        return self._text_decoder().prompt_tokens([dict(m) for m in messages], self.chat_template)
+
+    def _text_decoder(self) -> Decoder:
+        if not self.chat_template or self.decoder is None:
             raise ModelError(f"{self.model_id} has no chat template in its GGUF metadata")
-        llama = self.llama
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=llama._model.token_get_text(llama.token_eos()),
-            bos_token=llama._model.token_get_text(llama.token_bos()),
-        )
-        return formatter(messages=[dict(m) for m in messages]).prompt
+        return self.decoder
 
     # -- constraint
-    def constraint(self, schema: Mapping[str, Any] | None) -> tuple[Any, Any]:
-        """(logits processor, GBNF grammar) for one call; both None without a schema."""
+    def compiled(self, schema: Mapping[str, Any] | None) -> Compiled | None:
+        """The schema's constraint (cached); a GBNF fallback is logged once per schema."""
         if schema is None:
-            return None, None
+            return None
         compiled = compile_schema(
             schema, max_string=self.max_string_length, max_items=self.max_items
         )
@@ -274,10 +240,48 @@ class LlamaModel(LLMClient):
             if key not in self.fallbacks:
                 self.fallbacks[key] = compiled.note
                 _log.warning("%s: %s", self.model_id, compiled.note)
+        return compiled
+
+    def constraint(self, schema: Mapping[str, Any] | None) -> tuple[Any, Any]:
+        """(logits processor, GBNF grammar) for one chat-handler call; both None without a
+        schema."""
+        compiled = self.compiled(schema)
+        if compiled is None:
+            return None, None
+        if compiled.kind == "gbnf":
             return None, gbnf_grammar(compiled.grammar)
+        return self.masks.processor(compiled.grammar), None
+
+    @property
+    def masks(self) -> TokenMasks:
         if self._masks is None:
             self._masks = TokenMasks(self.llama)  # once per loaded model
-        return self._masks.processor(compiled.grammar), None
+        return self._masks
+
+    def _decode(
+        self, messages: list[dict[str, Any]], matcher: Any, *, deadline: float, options: dict
+    ) -> tuple[str, CallStats]:
+        """One call through the decode loop (text models)."""
+        assert self.decoder is not None
+        start = time.perf_counter()
+        prompt = self.prompt_tokens(messages)
+        if len(prompt) >= self.llama.n_ctx():
+            raise ModelError(
+                f"{self.model_id} failed: the prompt has {len(prompt)} tokens, the context "
+                f"{self.llama.n_ctx()}",
+                hint="a longer context needs MICROVQA_MODELS__LLM_CONTEXT=<tokens>",
+            )
+        bitmask = None if matcher is None else self.masks.bitmask
+        tokens, decoded = self.decoder.run(prompt, matcher, bitmask, options, deadline)
+        stats = CallStats(
+            len(prompt),
+            decoded.completion_tokens,
+            time.perf_counter() - start,
+            decoded.finish_reason,
+            decoded.finish_reason == "timeout",
+            decoded,
+        )
+        return self.decoder.text(tokens), stats
 
     # -- generation
     def _complete(
@@ -334,6 +338,19 @@ class LlamaModel(LLMClient):
             options["repeat_penalty"] = sampling.repeat_penalty
         return options
 
+    def _attempt(
+        self, messages: list[dict[str, Any]], request: LLMRequest, attempt: int, deadline: float
+    ) -> tuple[str, CallStats]:
+        """One generation: the decode loop for a text model with a token mask (or free
+        text), the chat handler for a vision model or a GBNF fallback."""
+        options = self._options(request.sampling, attempt)
+        compiled = self.compiled(request.schema)
+        if self.decoder is not None and (compiled is None or compiled.kind == "llguidance"):
+            matcher = None if compiled is None else self.masks.matcher(compiled.grammar)
+            return self._decode(messages, matcher, deadline=deadline, options=options)
+        constraint = self.constraint(request.schema)
+        return self._complete(messages, constraint=constraint, deadline=deadline, options=options)
+
     def _generate(self, request: LLMRequest) -> JsonResult:
         """One request; incomplete JSON is retried with the next seed (temperature 0 becomes
         0.3) up to `retries` times, within one `timeout_s` for all attempts."""
@@ -351,11 +368,7 @@ class LlamaModel(LLMClient):
         result = JsonResult()
         with self._lock:
             for attempt in range(retries + 1):
-                constraint = self.constraint(request.schema)
-                options = self._options(request.sampling, attempt)
-                raw, stats = self._complete(
-                    prepared, constraint=constraint, deadline=deadline, options=options
-                )
+                raw, stats = self._attempt(prepared, request, attempt, deadline)
                 calls.append(stats)
                 result = parsed(
                     raw,
@@ -367,6 +380,7 @@ class LlamaModel(LLMClient):
                 )
                 if result.ok or stats.timed_out or time.monotonic() >= deadline:
                     break
+            self.last_calls = calls  # the attempts' phases, for benchmarks
         if not result.ok:
             result.message = _why_incomplete(self.model_id, calls, timeout, request, result)
         return result
@@ -404,6 +418,7 @@ def load_llm(
     n_gpu_layers: int = -1,
     use_gpu: bool = True,
     n_threads: int | None = None,
+    n_threads_batch: int | None = None,
     n_batch: int = 512,
     prompt_cache_bytes: int = 1 << 30,
     seed: int = 0,
@@ -424,7 +439,8 @@ def load_llm(
     mmproj_path = Path(mmproj) if mmproj else None
     if mmproj_path is not None and not mmproj_path.is_file():
         raise ModelMissingError(f"multimodal projector file not found: {mmproj_path}")
-    llama_cls, cache_cls = _llama_classes()
+    import llama_cpp
+
     offload = use_gpu and gpu_offload_supported()
     layers = n_gpu_layers if offload else 0
     handler = (
@@ -434,13 +450,13 @@ def load_llm(
     )
     threads = n_threads or llama_threads()
     try:
-        llama = llama_cls(
+        llama = llama_cpp.Llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=min(n_batch, n_ctx),
             n_gpu_layers=layers,
             n_threads=threads,
-            n_threads_batch=max(threads, llama_threads()),
+            n_threads_batch=n_threads_batch or max(threads, llama_threads()),
             seed=seed,
             chat_handler=handler,
             verbose=False,
@@ -456,8 +472,6 @@ def load_llm(
         )
     if handler is None and "chat_template.default" in llama._chat_handlers:
         llama.chat_format = "chat_template.default"  # the GGUF's own template, not a guess
-    if handler is None and prompt_cache_bytes > 0:
-        llama.set_cache(cache_cls(capacity_bytes=prompt_cache_bytes))
     return LlamaModel(
         llama,
         model_id=model_id or path.name,
@@ -466,5 +480,6 @@ def load_llm(
         n_gpu_layers=layers,
         timeout_s=timeout_s,
         retries=retries,
+        prompt_cache_bytes=prompt_cache_bytes if handler is None else 0,
         **defaults,
     )
