@@ -151,7 +151,10 @@ ITEM_KINDS = (ITEM_INPUT, ITEM_CAPTION, ITEM_QA)
 
 # `quarantine.reason` of stage 1 (and its run counts).
 UNPARSABLE = "unparsable_output"  # the model's text is not JSON
-GENERATION_FAILED = "generation_failed"  # the model raised (timeout, runtime error)
+GENERATION_FAILED = "generation_failed"  # the model raised (runtime error)
+# The call's time limit passed first (a loaded machine): kept for the audit trail, but the
+# attempt does not count, so the item stays pending for the next run (stage 1 and 3).
+MODEL_TIMEOUT = "model_timeout"
 SCHEMA_INVALID = "schema_invalid"  # JSON, but not the fields/types asked for
 EVIDENCE_MISSING = "evidence_missing"
 EVIDENCE_NOT_IN_CAPTION = "evidence_not_in_caption"
@@ -168,6 +171,7 @@ DUPLICATE_QUESTION = "duplicate_question"
 STAGE1_REASONS = (
     UNPARSABLE,
     GENERATION_FAILED,
+    MODEL_TIMEOUT,
     SCHEMA_INVALID,
     EVIDENCE_MISSING,
     EVIDENCE_NOT_IN_CAPTION,
@@ -182,7 +186,8 @@ STAGE1_REASONS = (
     DUPLICATE_QUESTION,
 )
 
-# `quarantine.reason` of stage 3 (MCQ generation), besides UNPARSABLE and GENERATION_FAILED.
+# `quarantine.reason` of stage 3 (MCQ generation), besides UNPARSABLE, GENERATION_FAILED and
+# MODEL_TIMEOUT.
 NOT_AN_OBJECT = "not_an_object"
 ECHOED_PROMPT = "echoed_prompt"
 EMPTY_QUESTION = "empty_question"
@@ -200,6 +205,7 @@ DISTRACTOR_LENGTH = "distractor_length"
 MCQ_REASONS = (
     UNPARSABLE,
     GENERATION_FAILED,
+    MODEL_TIMEOUT,
     NOT_AN_OBJECT,
     ECHOED_PROMPT,
     EMPTY_QUESTION,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from microvqa_tui.errors import ModelError, ModelMissingError
-from microvqa_tui.models.client import UNPARSABLE, LLMRequest, Sampling
+from microvqa_tui.models.client import TIMEOUT, UNPARSABLE, LLMRequest, Sampling
 
 try:
     from tests.model_helpers import (
@@ -225,7 +225,7 @@ def test_timeout_stops_generation(tiny_llm, tiny_gguf, monkeypatch):
     start = time.monotonic()
     result = _ask(tiny_llm, schema, max_tokens=3900, timeout_s=0.3, retries=3, temperature=1.0)
     elapsed = time.monotonic() - start
-    assert result.error == UNPARSABLE and "[timeout]" in result.message
+    assert result.error == TIMEOUT and "[timeout]" in result.message  # its own outcome
     assert result.attempts == 1  # a timeout is not retried
     assert elapsed < 3.0
     assert result.raw.startswith("{") and result.completion_tokens < 3900

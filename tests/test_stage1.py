@@ -12,6 +12,7 @@ from microvqa_tui.common.prompts import (
     task_parts,
 )
 from microvqa_tui.errors import Cancelled, ConfigError
+from microvqa_tui.models.client import TIMEOUT, JsonResult
 from microvqa_tui.pipeline.stage1 import Stage1Settings, checks, run_stage1
 from microvqa_tui.pipeline.stage1.calls import build_messages, qa_schema
 from microvqa_tui.progress import CancelToken, RecordingProgress
@@ -307,6 +308,37 @@ def test_malformed_and_failing_output_is_quarantined(store, settings):
     llm = FakeLLM()
     again = run_stage1(store, step_settings(settings, stage1=cfg()), llm=llm)
     assert again.calls == 0 and llm.calls == [] and again.captions_done_before == 2
+
+
+def test_timed_out_calls_are_recorded_but_stay_to_do(store, settings):
+    add_sample(store, 2)  # 2 captions x 3 task types = 6 calls
+
+    def reply(messages, schema, n):
+        if n <= 2:  # what the in-process model returns when its time limit cuts the JSON
+            return JsonResult(
+                raw='{"task_type": "expert_visual_understanding", "question": "What',
+                error=TIMEOUT,
+                message="fake-llm: no parsable JSON after 1 attempt(s): the 120 s timeout "
+                "passed before the JSON was complete [timeout]",
+            )
+        return good_reply(messages, schema)
+
+    s = step_settings(settings, stage1=cfg())
+    progress = RecordingProgress()
+    report = run_stage1(store, s, llm=FakeLLM(reply), progress=progress)
+    assert report.calls == 6 and report.qas_written == 4
+    assert report.failures_by_reason == {checks.MODEL_TIMEOUT: 2}
+    # kept for the audit trail, under their own code
+    rows = table_rows(store, "quarantine", ["reason", "detail", "payload"])
+    assert [r[0] for r in rows] == [checks.MODEL_TIMEOUT] * 2
+    assert all("timeout" in detail and payload for _, detail, payload in rows)
+    assert any("MICROVQA_MODELS__LLM_TIMEOUT_S" in line for line in progress.lines)
+    # a timed-out call used up no attempt: a re-run makes exactly those two calls
+    llm = FakeLLM()
+    again = run_stage1(store, s, llm=llm)
+    assert again.calls == 2 and again.qas_written == 2 and len(llm.calls) == 2
+    idle = FakeLLM()
+    assert run_stage1(store, s, llm=idle).calls == 0 and idle.calls == []
 
 
 def test_duplicate_of_an_existing_question_is_quarantined(store, settings):

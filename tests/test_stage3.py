@@ -19,6 +19,7 @@ from mcq_helpers import (
 
 from microvqa_tui.common.funnel import funnel_rows, funnel_table
 from microvqa_tui.errors import GenerationError
+from microvqa_tui.models.client import TIMEOUT, JsonResult
 from microvqa_tui.pipeline.stage3 import MCQSettings, run_mcq
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -357,3 +358,55 @@ def test_cot_is_assembled_from_parts_and_answer_pinned_in_the_schema(store, sett
 def test_nothing_to_do_loads_no_model(store, settings):
     report = run_mcq(store, settings)  # no QA: no model is resolved, nothing fails
     assert report.eligible == 0 and report.generated == 0 and report.model == "none"
+
+
+def timed_out(messages, schema, options):
+    """What the in-process model returns when its time limit cuts the JSON short."""
+    return JsonResult(
+        raw='{"question": "Which structure',
+        error=TIMEOUT,
+        message="scripted-fake: no parsable JSON after 1 attempt(s): the 120 s timeout "
+        "passed before the JSON was complete [timeout]",
+    )
+
+
+def test_a_timed_out_call_uses_no_attempt_and_the_qa_stays_pending(store, settings):
+    add_qas(store, 3)
+    progress = RecordingProgress()
+    slow = ScriptedLLM(mcq=timed_out)
+    cfg = with_mcq(settings, max_attempts=2)
+    report = run_mcq(store, cfg, llm=slow, progress=progress)
+    assert slow.count("mcq") == 3  # no second attempt into a busy machine
+    assert report.generated == 0 and report.held_out == 0 and report.timed_out == 3
+    rows = quarantine_rows(store)  # kept for the audit trail, under their own code
+    assert [r["reason"] for r in rows] == ["model_timeout"] * 3
+    assert all("timeout" in r["detail"] and r["payload"] for r in rows)
+    generation = report.funnel[0]
+    assert (
+        generation["held_out"] == 0
+        and "3 of them because the model call timed out" in (generation["note"])
+    )
+    assert any("MICROVQA_MODELS__LLM_TIMEOUT_S" in line for line in progress.lines)
+    # A re-run with a model that answers makes them all: no QA counts as quarantined.
+    working = ScriptedLLM()
+    again = run_mcq(store, cfg, llm=working)
+    assert again.skipped_quarantined == 0 and again.generated == 3
+    assert working.count("mcq") == 3 and len(all_mcqs(store)) == 3
+
+
+def test_a_timeout_after_failed_attempts_leaves_the_qa_pending(store, settings):
+    add_qas(store, 1)
+    cfg = with_mcq(settings, max_attempts=2)
+    replies = iter(["{oops", None])  # attempt 1 malformed, attempt 2 timed out
+    first = run_mcq(
+        store, cfg, llm=ScriptedLLM(mcq=lambda m, s, o: next(replies) or timed_out(m, s, o))
+    )
+    assert first.timed_out == 1 and first.held_out == 0
+    # Next run: the QA is tried again, and two malformed replies now spend its attempts.
+    broken = ScriptedLLM(mcq=lambda m, s, o: "{oops")
+    second = run_mcq(store, cfg, llm=broken)
+    assert broken.count("mcq") == 2 and second.held_out == 1 and second.timed_out == 0
+    assert second.funnel[0]["held_out"] == 1
+    idle = ScriptedLLM()
+    third = run_mcq(store, cfg, llm=idle)
+    assert idle.count() == 0 and third.skipped_quarantined == 1

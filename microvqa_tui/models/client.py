@@ -3,7 +3,7 @@
     client = registry.get_llm(settings)              # in-process GGUF, or a server
     result = client.ask(LLMRequest(messages, schema, sampling=Sampling(seed=3)))
     result.value      # the parsed JSON (strict json.loads accepts `raw`); None on error
-    result.error      # "" | "unparsable" | "failed"; `message` says why
+    result.error      # "" | "unparsable" | "timeout" | "failed"; `message` says why
     for index, result in client.ask_many(requests, cancel=token): ...
 
 `ask` never raises for a bad generation: a model-side failure on one item is a result with
@@ -27,6 +27,13 @@ from microvqa_tui.errors import Cancelled, GenerationError, ModelMissingError
 
 UNPARSABLE = "unparsable"  # the model answered, but not with the JSON asked for
 FAILED = "failed"  # the model (or the server) did not answer
+# The call's time limit passed first: a fact of the machine's load, not of the item, so a
+# step records it but does not count it against the item's attempts.
+TIMEOUT = "timeout"
+TIMEOUT_HINT = (
+    "the timed-out items stay pending: re-run on a less busy machine, or raise the timeout "
+    "(MICROVQA_MODELS__LLM_TIMEOUT_S; a server: MICROVQA_MODELS__SERVER__TIMEOUT_S)"
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class JsonResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
-    error: str = ""  # "" | UNPARSABLE | FAILED
+    error: str = ""  # "" | UNPARSABLE | TIMEOUT | FAILED
     message: str = ""
     attempts: int = 1
 
@@ -279,8 +286,8 @@ def run_concurrently(
 
 class ScriptedClient(LLMClient):
     """A client whose replies come from `reply(request)`: a JSON value, the raw text (parsed
-    strictly, as a model's), or an exception to raise. For tests and dry runs; every
-    request is kept in `requests`."""
+    strictly, as a model's), a JsonResult as it is (a timeout, say), or an exception to
+    raise. For tests and dry runs; every request is kept in `requests`."""
 
     backend = "scripted"
 
@@ -298,6 +305,8 @@ class ScriptedClient(LLMClient):
         out = self.reply(request)
         if isinstance(out, BaseException):
             raise out
+        if isinstance(out, JsonResult):
+            return out
         if isinstance(out, str):
             return parsed(out, request)
         return JsonResult(value=out, raw=json.dumps(out, ensure_ascii=False, default=str))

@@ -8,7 +8,7 @@ constrained by llguidance token masks built from the schema (`constrain.py`), so
 `json.loads` accepts every complete output; a schema llguidance cannot compile falls back
 to a GBNF grammar. An output can still be incomplete (token limit, timeout): such a call is
 retried with the next seed up to `retries` times and then returned as an UNPARSABLE result
-carrying the raw text.
+carrying the raw text (a TIMEOUT result when the time limit cut it).
 
 Vision models take a multimodal projector (mmproj) and llama-cpp-python's multimodal chat
 handlers; images are passed as bytes and sent as data URIs. `llama_cpp` is imported when a
@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from microvqa_tui.errors import GenerationError, ModelError, ModelMissingError
-from microvqa_tui.models.client import JsonResult, LLMClient, LLMRequest, Sampling, parsed
+from microvqa_tui.models.client import (
+    TIMEOUT,
+    JsonResult,
+    LLMClient,
+    LLMRequest,
+    Sampling,
+    parsed,
+)
 from microvqa_tui.models.constrain import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
@@ -383,6 +390,8 @@ class LlamaModel(LLMClient):
             self.last_calls = calls  # the attempts' phases, for benchmarks
         if not result.ok:
             result.message = _why_incomplete(self.model_id, calls, timeout, request, result)
+            if calls[-1].timed_out:
+                result.error = TIMEOUT
         return result
 
     def close(self) -> None:

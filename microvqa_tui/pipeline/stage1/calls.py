@@ -11,7 +11,7 @@ from typing import Any
 from microvqa_tui.common.prompts import PromptTemplate, task_parts
 from microvqa_tui.common.quarantine import Quarantined
 from microvqa_tui.config.stage1 import Stage1Settings
-from microvqa_tui.models.client import UNPARSABLE, JsonResult, LLMRequest, Sampling
+from microvqa_tui.models.client import TIMEOUT, UNPARSABLE, JsonResult, LLMRequest, Sampling
 from microvqa_tui.pipeline.stage1 import checks
 from microvqa_tui.vocabulary import ITEM_CAPTION
 from microvqa_tui.vocabulary import ORIGIN_STAGE1 as ORIGIN
@@ -135,6 +135,10 @@ def request_for(
     return LLMRequest(messages, schema, sampling=sampling, purpose="qa")
 
 
+# the client's error -> the quarantine reason (any other error: GENERATION_FAILED)
+_ERROR_REASONS = {UNPARSABLE: checks.UNPARSABLE, TIMEOUT: checks.MODEL_TIMEOUT}
+
+
 def check_attempt(
     gen: JsonResult,
     template: PromptTemplate,
@@ -144,7 +148,7 @@ def check_attempt(
     seen: dict[str, list[str]],
 ) -> Outcome:
     if gen.error:
-        reason = checks.UNPARSABLE if gen.error == UNPARSABLE else checks.GENERATION_FAILED
+        reason = _ERROR_REASONS.get(gen.error, checks.GENERATION_FAILED)
         failure = checks.Check(False, reason, gen.message)
         return Outcome(gen, {}, failure, [failure])
     ok, fields = checks.check_schema(gen.value, attempt.task_type)

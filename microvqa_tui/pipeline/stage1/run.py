@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from microvqa_tui.common.prompts import load_template, task_parts
 from microvqa_tui.config.stage1 import Stage1Settings
 from microvqa_tui.engines.base import Engine
-from microvqa_tui.models.client import JsonResult, LLMClient
+from microvqa_tui.models.client import TIMEOUT_HINT, JsonResult, LLMClient
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.stage1 import checks
 from microvqa_tui.pipeline.stage1.calls import (
@@ -86,12 +86,16 @@ def _captions(store: Store) -> list[Caption]:
 
 
 def _attempts_made(store: Store, prompt_version: str) -> Counter[tuple[str, str]]:
-    """(caption_id, task_type) -> attempts already answered (QA or quarantine) for this version."""
+    """(caption_id, task_type) -> attempts already answered (QA or quarantine) for this
+    version; a timed-out call answered nothing (the machine was busy), so it is done again."""
     made: Counter[tuple[str, str]] = Counter()
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(prompt_version)}"
     for row in store.rows("qas", where, ["caption_id", "task_type"]):
         made[(row["caption_id"], row["task_type"])] += 1
-    where = f"stage = {quote(STAGE)} AND version = {quote(prompt_version)}"
+    where = (
+        f"stage = {quote(STAGE)} AND version = {quote(prompt_version)}"
+        f" AND reason != {quote(checks.MODEL_TIMEOUT)}"
+    )
     for row in store.rows("quarantine", where, ["item_id", "task_type"]):
         made[(row["item_id"], row["task_type"])] += 1
     return made
@@ -324,10 +328,13 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
         if not report.calls:
             return "stage 1: every caption already has its QAs for this prompt version"
         kept = sum(report.qas_by_task.values())
-        return (
+        line = (
             f"stage 1: {kept} QAs kept of {report.calls} calls "
             f"({report.survival:.0%}); {report.quarantined} quarantined"
         )
+        if timed_out := report.failures_by_reason.get(checks.MODEL_TIMEOUT, 0):
+            line += f"; {timed_out} calls timed out — {TIMEOUT_HINT}"
+        return line
 
 
 def run_stage1(

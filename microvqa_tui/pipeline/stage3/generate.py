@@ -23,7 +23,8 @@ from typing import Any
 from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.common.quarantine import Quarantined
 from microvqa_tui.config.mcq import MCQSettings
-from microvqa_tui.models.client import LLMClient, LLMRequest, Meter
+from microvqa_tui.models.client import TIMEOUT, LLMClient, LLMRequest, Meter
+from microvqa_tui.models.client import UNPARSABLE as UNPARSABLE_REPLY
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.cot import (
     final_answer_text,
@@ -37,6 +38,7 @@ from microvqa_tui.vocabulary import (
     FAMILY_CAPTION,
     GENERATION_FAILED,
     ITEM_QA,
+    MODEL_TIMEOUT,
     ORIGIN_IMPORTED,
     STATUS_HELD_OUT,
     STATUS_KEPT,
@@ -131,6 +133,7 @@ class Outcome:
     temperature: float = 0.0
     seed: int = 0
     meter: Meter = field(default_factory=Meter)  # this QA's calls (summed on the driver)
+    timed_out: bool = False  # the last call timed out: the QA stays pending
 
 
 class MCQGenerator:
@@ -178,9 +181,12 @@ class MCQGenerator:
                 )
             )
             meter.add(reply, "mcq")
+            if reply.error == TIMEOUT:  # the machine's load, not the QA: no more tries now
+                failures.append(AttemptFailure(attempt, MODEL_TIMEOUT, reply.message, reply.raw))
+                return Outcome(None, attempt, failures, meter=meter, timed_out=True)
             if not reply.ok:
                 result: Draft | Failure = Failure(
-                    UNPARSABLE if reply.error == "unparsable" else GENERATION_FAILED,
+                    UNPARSABLE if reply.error == UNPARSABLE_REPLY else GENERATION_FAILED,
                     reply.message or "the model's reply is not the JSON asked for",
                 )
             else:
@@ -219,6 +225,7 @@ class MCQReport:
     eligible: int = 0
     skipped_existing: int = 0
     skipped_quarantined: int = 0
+    timed_out: int = 0  # QAs whose call timed out: left pending for the next run
     processed: int = 0
     generated: int = 0
     held_out: int = 0
@@ -267,6 +274,12 @@ def record_outcome(
     for failure in outcome.failures:
         t.attempt_row.hold(failure.reason)
         quarantine_rows.append(quarantine_row(qa, t.version, t.cfg, failure, record.run_id))
+    if outcome.timed_out:
+        t.report.timed_out += 1
+        return (
+            f"QA {qa['qa_id'][:8]}: the model call timed out at attempt {outcome.attempts}; "
+            "the QA stays pending"
+        )
     if outcome.draft is None:
         last = outcome.failures[-1]
         t.final_reasons[last.reason] += 1

@@ -7,6 +7,7 @@ from collections import Counter
 
 from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.config.mcq import MCQSettings
+from microvqa_tui.vocabulary import MODEL_TIMEOUT
 from microvqa_tui.vocabulary import ORIGIN_STAGE3 as ORIGIN
 from microvqa_tui.vocabulary import STAGE_MCQ as STAGE
 from store import Store
@@ -50,8 +51,21 @@ def pending_qas(
 
 
 def failed_qas(store: Store, version: str) -> set[str]:
-    """QAs whose attempts with this version all failed (they have quarantine rows of it)."""
-    return set(store.column("quarantine", "item_id", _of_version(version)))
+    """QAs whose attempts with this version all failed (they have quarantine rows of it),
+    less those whose last call timed out: a timeout uses up no attempt, they stay to do."""
+    return {
+        qa_id for qa_id, reason in last_reasons(store, version).items() if reason != MODEL_TIMEOUT
+    }
+
+
+def last_reasons(store: Store, version: str) -> dict[str, str]:
+    """QA -> the reason of its latest quarantine row of this version (by time, then
+    attempt: a later run starts its attempts at 1 again)."""
+    rows = store.rows(
+        "quarantine", _of_version(version), ["item_id", "attempt", "reason", "created_at"]
+    )
+    rows.sort(key=lambda r: (r["created_at"], r["attempt"]))
+    return {row["item_id"]: row["reason"] for row in rows}
 
 
 def _of_version(version: str) -> str:
@@ -63,19 +77,21 @@ def generation_row(store: Store, qas: list[dict], version: str, qa_source: str) 
     eligible = {q["qa_id"] for q in qas}
     where = f"origin = {quote(ORIGIN)} AND prompt_version = {quote(version)}"
     with_mcq = set(store.column("mcqs", "qa_id", where)) & eligible
-    last: dict[str, tuple[int, str]] = {}
-    for row in store.rows("quarantine", _of_version(version), ["item_id", "attempt", "reason"]):
-        qa_id, attempt = row["item_id"], row["attempt"]
-        if qa_id in eligible and attempt >= last.get(qa_id, (0, ""))[0]:
-            last[qa_id] = (attempt, row["reason"])
     row = FunnelRow(STAGE, "generation", passed=len(with_mcq))
-    for qa_id, (_, reason) in last.items():
-        if qa_id not in with_mcq:
+    timed_out = 0
+    for qa_id, reason in last_reasons(store, version).items():
+        if qa_id not in eligible or qa_id in with_mcq:
+            continue
+        if reason == MODEL_TIMEOUT:
+            timed_out += 1  # still to do, not held out
+        else:
             row.hold(reason)
     row.entered = row.passed + row.held_out
     waiting = len(eligible) - row.entered
     notes = [f"QAs from: {qa_source}"]
     if waiting:
         notes.append(f"{waiting} QAs not processed yet")
+    if timed_out:
+        notes.append(f"{timed_out} of them because the model call timed out")
     row.note = "; ".join(notes)
     return row

@@ -29,7 +29,7 @@ from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.common.funnel import FunnelRow
 from microvqa_tui.config.mcq import MCQSettings
 from microvqa_tui.engines.base import Engine
-from microvqa_tui.models.client import LLMClient, Meter, NoModel, run_concurrently
+from microvqa_tui.models.client import TIMEOUT_HINT, LLMClient, Meter, NoModel, run_concurrently
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.stage3 import prompts
 from microvqa_tui.pipeline.stage3.generate import (
@@ -220,6 +220,14 @@ class MCQStep(BatchStep[int, _QA, Result]):
 
     def run_counts(self, report: MCQReport) -> dict[str, Any]:
         return run_counts(report)
+
+    def summary(self, report: MCQReport) -> str:
+        if not report.timed_out:
+            return ""
+        return (
+            f"mcq: {report.generated} MCQs made; {report.timed_out} QAs' model calls timed "
+            f"out — {TIMEOUT_HINT}"
+        )
 
 
 def run_mcq(
