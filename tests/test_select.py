@@ -447,3 +447,29 @@ def test_funnel_counts_stage1_and_graph_from_the_store(store, settings):
     graph = rows[("graph", "consistency")]  # the unscored sixth QA has not entered
     assert (graph.entered, graph.passed, graph.held_out) == (5, 3, 2)
     assert graph.reasons == {"nli_contradict high": 1, "rejected by a reviewer": 1}
+
+
+def test_an_mcq_whose_check_call_timed_out_stays_unchecked(store, settings):
+    from microvqa_tui.models.client import TIMEOUT, JsonResult
+    from microvqa_tui.progress import RecordingProgress
+
+    make_mcqs(store, settings, 4)
+    cfg = with_select(settings, image_free_attempts=2, difficulty_attempts=2)
+    calls = []
+
+    def slow_for_some(messages, schema, options):
+        calls.append(1)
+        if len(calls) in (1, 9):  # 4 answer calls per MCQ: one call of MCQ 1, one of MCQ 3
+            return JsonResult(error=TIMEOUT, message="the 120 s timeout passed [timeout]")
+        return wrong_letter_answerer(messages, schema, options)
+
+    progress = RecordingProgress()
+    report = run_select(store, cfg, llm=ScriptedLLM(answer=slow_for_some), progress=progress)
+    assert report.timed_out == 2 and report.checked == 2 and report.kept == 2
+    assert report.llm["timed_out_calls"] == 2
+    assert len(all_mcqs(store, "selection_version != ''")) == 2  # the others wait
+    assert any("MICROVQA_MODELS__LLM_TIMEOUT_S" in line for line in progress.lines)
+    # the next run checks just those two, with a model that answers in time
+    again = run_select(store, cfg, llm=ScriptedLLM(answer=wrong_letter_answerer))
+    assert again.already_checked == 2 and again.checked == 2 and again.timed_out == 0
+    assert again.kept == 4 and {m["status"] for m in all_mcqs(store)} == {"kept"}

@@ -111,10 +111,12 @@ class Meter:
     completion_tokens: int = 0
     model_seconds: float = 0.0
     by_purpose: dict[str, int] = field(default_factory=dict)
+    timed_out_calls: int = 0  # of the failed calls, those whose time limit passed
 
     def add(self, result: JsonResult, purpose: str) -> None:
         self.calls += 1
         self.failed_calls += bool(result.error)
+        self.timed_out_calls += result.error == TIMEOUT
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
         self.model_seconds += result.seconds
@@ -125,6 +127,7 @@ class Meter:
         """Add `other`'s calls to these (a worker's or one item's share of a run)."""
         self.calls += other.calls
         self.failed_calls += other.failed_calls
+        self.timed_out_calls += other.timed_out_calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.model_seconds += other.model_seconds
@@ -148,6 +151,7 @@ class Meter:
             self.completion_tokens - start.completion_tokens,
             self.model_seconds - start.model_seconds,
             purposes,
+            self.timed_out_calls - start.timed_out_calls,
         )
 
     @property
@@ -158,6 +162,7 @@ class Meter:
         return {
             "calls": self.calls,
             "failed_calls": self.failed_calls,
+            "timed_out_calls": self.timed_out_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "model_seconds": round(self.model_seconds, 3),

@@ -110,6 +110,7 @@ class SelectReport:
     checked: int = 0
     already_checked: int = 0
     waiting: int = 0
+    timed_out: int = 0  # MCQs left unchecked because a model call timed out
     kept: int = 0
     held_out: int = 0
     flagged: int = 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from microvqa_tui.common.captions import caption_texts
 from microvqa_tui.config.select import SelectSettings
 from microvqa_tui.engines.base import Engine
-from microvqa_tui.models.client import LLMClient, Meter, NoModel
+from microvqa_tui.models.client import TIMEOUT_HINT, LLMClient, Meter, NoModel
 from microvqa_tui.pipeline.batchstep import BatchStep, Pending, run_batch_step
 from microvqa_tui.pipeline.select.checker import Checker
 from microvqa_tui.pipeline.select.difficulty import tier
@@ -139,19 +139,30 @@ class SelectStep(BatchStep[str, Item, Result]):
                 break
             start, wording = llm.meter.copy(), [row[c] for c in WORDING_COLUMNS]
             result = checker.check(row, caption)
+            meter = llm.meter.since(start)
+            if meter.timed_out_calls:  # a verdict from a cut-short call: check it next run
+                out.append({"timed_out": True, "mcq_id": row["mcq_id"], "meter": meter})
+                continue
             params = params_of(row)
             params[KEY] = result
             row["params_json"] = json.dumps(params, ensure_ascii=False)
             row["selection_version"] = self.version
             row["difficulty_tier"] = tier(row.get("pass_rate"), self.cfg)
             reworded = [row[c] for c in WORDING_COLUMNS] != wording
-            out.append({"row": row, "reworded": reworded, "meter": llm.meter.since(start)})
+            out.append({"row": row, "reworded": reworded, "meter": meter})
         return out
 
     def done_items(self, results: list[Result], size: int) -> int:
         return len(results)
 
     def write(self, store: Any, results: Sequence[Result]) -> dict[str, int]:
+        for result in results:
+            if result.get("timed_out"):  # not written: it stays unchecked for the next run
+                self.run["meter"].merge(result["meter"])
+                self.run["report"].timed_out += 1
+                if self.progress is not None:
+                    self.progress.log(f"MCQ {result['mcq_id'][:8]}: a model call timed out")
+        results = [r for r in results if not r.get("timed_out")]
         rows = [{**r["row"], "run_id": self.run_id} for r in results]
         store.update_columns("mcqs", rows, CHECK_COLUMNS)
         reworded = [row for row, r in zip(rows, results, strict=True) if r["reworded"]]
@@ -186,6 +197,11 @@ class SelectStep(BatchStep[str, Item, Result]):
     def run_counts(self, report: SelectReport) -> dict[str, Any]:
         names = ("run_id", "model", "version")
         return {k: v for k, v in report.to_dict().items() if k not in names}
+
+    def summary(self, report: SelectReport) -> str:
+        if not report.timed_out:
+            return ""
+        return f"select: {report.timed_out} MCQs left unchecked, a model call timed out — {TIMEOUT_HINT}"
 
 
 def run_select(
