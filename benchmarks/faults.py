@@ -47,21 +47,20 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
+from faultinputs import decisions_lost, reader_worker, review_worker, seed_qas, write_sample
 from faultkit import (
-    SAMPLE_MANIFEST,
     Cli,
     Process,
     compare_exports,
@@ -74,6 +73,7 @@ from faultkit import (
     store_state,
     wait_run_open,
 )
+from faultreport import print_text, summary
 
 EXPORT_ARGS = ["--format", "jsonl", "--include-flagged", "--include-held-out", "--overwrite"]
 # The chain: (name, CLI arguments). `{export}` is the export folder of the trial.
@@ -178,21 +178,6 @@ class Campaign:
 
 
 # ---------------------------------------------------------------------- inputs
-def write_sample(folder: Path, figures: int) -> Path:
-    """The first `figures` rows of the embedded sample (images copied beside), plus a second
-    manifest that overlaps it by half, for the concurrent ingests."""
-    rows = [json.loads(line) for line in SAMPLE_MANIFEST.read_text("utf-8").splitlines() if line]
-    rows = rows[:figures]
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        shutil.copy2(SAMPLE_MANIFEST.parent / row["image"], folder / "images")
-        row["image"] = f"images/{Path(row['image']).name}"
-    lines = [json.dumps(r) for r in rows]
-    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "overlap.jsonl").write_text("\n".join(lines[len(lines) // 2 :]) + "\n")
-    return folder / "manifest.jsonl"
-
-
 # ---------------------------------------------------------------------- reference chain
 def build_reference(c: Campaign) -> None:
     """Run the chain once; a step that cannot run on this input (e.g. no QAs for the graph)
@@ -226,37 +211,6 @@ def build_reference(c: Campaign) -> None:
             if not event.is_set():
                 c.not_run.setdefault(name, "the reference run stopped before it")
                 event.set()
-
-
-def seed_qas(store_path: Path) -> int:
-    """One plain QA per caption when Stage 1's small model wrote none (its output does not
-    always parse), so the graph, MCQ and later steps have input. Returns how many."""
-    from store import open_store
-    from store.ids import text_id
-    from store.schema import utcnow
-
-    store = open_store(store_path)
-    if store.count("qas"):
-        return 0
-    rows = []
-    for cap in store.rows("captions", columns=["caption_id", "figure_id", "text"]):
-        question = "What does this micrograph show, according to its caption?"
-        answer = cap["text"].split(". ")[0][:200]
-        rows.append(
-            {
-                "qa_id": text_id(cap["figure_id"], question, answer),
-                "figure_id": cap["figure_id"],
-                "caption_id": cap["caption_id"],
-                "question": question,
-                "answer": answer,
-                "task_type": "expert_visual_understanding",
-                "evidence": answer,
-                "origin": "seeded",
-                "created_at": utcnow(),
-            }
-        )
-    store.insert_new("qas", rows)
-    return len(rows)
 
 
 def _trial_dir(c: Campaign, trial: str) -> Path:
@@ -389,67 +343,6 @@ def race_trial(c: Campaign, t: Trial) -> Trial:
     return t
 
 
-def decisions_lost(store: Path, decided: dict[str, str]) -> tuple[int, list[str]]:
-    """Decisions whose item no longer shows them (or whose audit row is gone)."""
-    from store import open_store
-
-    s = open_store(store)
-    rows = {r["mcq_id"]: r["review"] for r in s.rows("mcqs", columns=["mcq_id", "review"])}
-    logged = {
-        (r["item_id"], r["action"]) for r in s.rows("decisions", columns=["item_id", "action"])
-    }
-    lost = []
-    for mcq_id, review in decided.items():
-        action = "accept" if review == "accepted" else "reject"
-        if rows.get(mcq_id) != review or (mcq_id, action) not in logged:
-            lost.append(f"mcqs: decision {review} on {mcq_id[:12]} lost (now {rows.get(mcq_id)!r})")
-    return len(lost), lost[:3]
-
-
-# ---------------------------------------------------------------------- workers
-def review_worker(seed: str, store_path: str) -> dict:
-    """Accept / reject up to 6 MCQs through the review service, a little apart."""
-    from microvqa_tui.services.review import Reviewer
-    from store import open_store
-
-    rng = random.Random(int(seed))
-    store = open_store(store_path)
-    ids = sorted(r["mcq_id"] for r in store.rows("mcqs", columns=["mcq_id"]))
-    decided: dict[str, str] = {}
-    reviewer = Reviewer(store, "faults")
-    for mcq_id in rng.sample(ids, min(6, len(ids))):
-        action = rng.choice(["accept", "reject"])
-        reviewer.decide("mcq", mcq_id, action)
-        decided[mcq_id] = "accepted" if action == "accept" else "rejected"
-        time.sleep(rng.uniform(0.05, 0.4))
-    return {"decided": decided}
-
-
-def reader_worker(seconds: str, store_path: str) -> dict:
-    """Read like the TUI does (first page of every view, stats) until `seconds` pass."""
-    from microvqa_tui.services.query import fetch_page
-    from microvqa_tui.services.stats import store_stats
-    from microvqa_tui.services.views import VIEWS
-    from store import open_store
-
-    deadline = time.monotonic() + float(seconds)
-    reads = errors = 0
-    first = ""
-    while True:
-        try:
-            store = open_store(store_path)
-            for view in VIEWS.values():
-                fetch_page(store, view, limit=20)
-            store_stats(store)
-            reads += 1
-        except Exception as exc:  # every failure counts, whatever it is
-            errors += 1
-            first = first or f"{type(exc).__name__}: {exc}"[:300]
-        if time.monotonic() > deadline:
-            return {"reads": reads, "errors": errors, "first_error": first}
-        time.sleep(0.2)
-
-
 # ---------------------------------------------------------------------- the campaign
 TRIALS = {"kill": kill_trial, "race": race_trial, "concurrent_ingest": concurrent_ingest_trial}
 
@@ -543,66 +436,6 @@ def run_campaign(c: Campaign, args: argparse.Namespace, deadline: float) -> list
         drains = [pool.submit(drain, rounds) for _ in range(args.jobs)]
         results = [f.result() for f in futures]
         return results + [t for f in drains for t in f.result()]
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and every child it (or the fork server) waited for."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return round(total, 1)
-
-
-def summary(c: Campaign, results: list, started: float, extra: dict) -> dict:
-    done = [t for t in results if isinstance(t, Trial)]
-    return {
-        "trials": len(done),
-        "skipped_for_time": results.count("skipped"),
-        "killed": sum(1 for t in done if t.killed),
-        "kill_trials": sum(1 for t in done if t.kind == "kill"),
-        "mismatches": sum(1 for t in done if t.problems),
-        "duplicate_keys": sum(sum(t.duplicates.values()) for t in done),
-        "decisions": sum(t.decisions for t in done),
-        "decisions_lost": sum(t.decisions_lost for t in done),
-        "reader_errors": sum(t.reader_errors for t in done),
-        "wall_s": round(time.perf_counter() - started, 1),
-        "cpu_s": cpu_seconds(),
-        **extra,
-        "reference_step_s": {k: asdict(v) for k, v in c.times.items()},
-        "check_s": c.check_s,
-        "steps_not_run": c.not_run,
-        "seeded_qas": c.seeded_qas,
-        "failures": [asdict(t) for t in done if not t.ok],
-        "results": [asdict(t) for t in done],
-    }
-
-
-def print_text(report: dict) -> None:
-    print(
-        f"fault campaign: {report['trials']} trials in {report['wall_s']} s wall, "
-        f"{report['cpu_s']} s CPU ({report['mode']}, {report['jobs']} at a time, "
-        f"load {report['load_start']} -> {report['load_end']})"
-    )
-    print(
-        "reference seconds (start-up + work): "
-        + ", ".join(f"{k} {v['open']}+{v['work']}" for k, v in report["reference_step_s"].items())
-    )
-    for t in report["results"]:
-        ok = (
-            "ok  "
-            if not any(t[k] for k in ("problems", "duplicates", "decisions_lost"))
-            else "FAIL"
-        )
-        extra = f"killed={t['killed']} {t['delay_s']} s into the run" if t["kind"] == "kill" else ""
-        if t["kind"] == "race":
-            extra = f"decisions {t['decisions']}, reads {t['reader_reads']}"
-        print(f"  {ok} {t['trial']:<22} {t['seconds']:>6.1f} s  {extra}")
-        for problem in t["problems"]:
-            print(f"         - {problem}")
-    keys = ("trials", "killed", "skipped_for_time", "mismatches", "duplicate_keys")
-    for key in (*keys, "decisions", "decisions_lost", "reader_errors", "wall_s", "cpu_s"):
-        print(f"{key}: {report[key]}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
