@@ -76,12 +76,17 @@ class BatchStep(ABC, Generic[K, I, R]):
     cancel: CancelToken | None = None
 
     # -------------------------------------------------------------- driver side
-    @abstractmethod
+    def section(self, settings: Settings) -> Any:
+        """The step's settings section (`settings.<step>`), with a `batch_size`; what
+        `config` and `batch_size` read unless a step overrides them."""
+        raise NotImplementedError(f"{type(self).__name__} names no settings section")
+
     def config(self, settings: Settings) -> dict[str, Any]:
         """The step's settings section as recorded in the run row."""
+        return self.section(settings).model_dump(mode="json")
 
-    @abstractmethod
-    def batch_size(self, settings: Settings) -> int: ...
+    def batch_size(self, settings: Settings) -> int:
+        return self.section(settings).batch_size
 
     @abstractmethod
     def pending(self, store: Any, settings: Settings) -> Pending[K]: ...

@@ -228,11 +228,8 @@ class EmbedStep(BatchStep[Key, dict[str, Any], tuple[str, str, str, Any]]):
         self.model_ids: dict[str, str] = {}  # role -> id, settled by `pending`
         self.shared_store = ""  # the store's path when actors read images from it
 
-    def config(self, settings: Settings) -> dict[str, Any]:
-        return settings.embed.model_dump(mode="json")
-
-    def batch_size(self, settings: Settings) -> int:
-        return settings.embed.batch_size
+    def section(self, settings: Settings) -> EmbedSettings:
+        return settings.embed
 
     def pending(self, store: Any, settings: Settings) -> Pending[Key]:
         engine = settings.engine

@@ -65,19 +65,13 @@ class SelectStep(BatchStep[str, Item, Result]):
         self.cfg: SelectSettings | None = None
         self.model = self.version = ""
 
-    def _settle(self, settings: Settings) -> SelectSettings:
+    def section(self, settings: Settings) -> SelectSettings:
         if self.cfg is None:
             cfg = self.cfg = settings.select
             self.templates = {n: prompts.load(f, cfg.prompt_dir) for n, f in TEMPLATES.items()}
             needs = (cfg.reasoning_checks and cfg.regenerate_cot) or cfg.shortcut_removal
             self.needs_model = needs or (cfg.bloom and cfg.bloom_use_llm) or cfg.difficulty
         return self.cfg
-
-    def config(self, settings: Settings) -> dict[str, Any]:
-        return self._settle(settings).model_dump(mode="json")
-
-    def batch_size(self, settings: Settings) -> int:
-        return self._settle(settings).batch_size
 
     def _model_id(self, settings: Settings, rows: bool) -> str:
         """The client's id without loading an in-process model; "none" when no check needs
@@ -95,7 +89,7 @@ class SelectStep(BatchStep[str, Item, Result]):
         return self.loaded["llm"].model_id
 
     def pending(self, store: Any, settings: Settings) -> Pending[str]:
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         clock = time.perf_counter()
         rows = managed_rows(store, cfg.include_imported)
         self.model = self._model_id(settings, bool(rows))
@@ -120,7 +114,7 @@ class SelectStep(BatchStep[str, Item, Result]):
         from microvqa_tui.errors import PipelineError
         from microvqa_tui.models import registry
 
-        self._settle(settings)
+        self.section(settings)
         if "llm" not in self.loaded:
             none = self.model == NoModel.model_id  # no check needs a model
             self.loaded["llm"] = NoModel() if none else registry.get_llm(settings)

@@ -86,7 +86,7 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
         self.driver: dict[str, Any] = {}
         self.cfg: SignalSettings | None = None
 
-    def _settle(self, settings: Settings) -> SignalSettings:
+    def section(self, settings: Settings) -> SignalSettings:
         """Settings, the model of each family (loaded here) and the agent's prompts (once)."""
         if self.cfg is not None:
             return self.cfg
@@ -105,14 +105,8 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
         self.cfg = cfg
         return cfg
 
-    def config(self, settings: Settings) -> dict[str, Any]:
-        return self._settle(settings).model_dump(mode="json")
-
-    def batch_size(self, settings: Settings) -> int:
-        return self._settle(settings).batch_size
-
     def pending(self, store: Any, settings: Settings) -> Pending[str]:
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         qa_ids = sorted(store.ids("qas"))
         todo: list[tuple[str, set[str]]] = []
         for chunk in batched(qa_ids, 2000):
@@ -140,7 +134,7 @@ class SignalsStep(BatchStep[str, QAItem, dict[str, Any]]):
     def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
 
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         if self.loaded:
             return
         found = load_models(settings, cfg, self.provider)

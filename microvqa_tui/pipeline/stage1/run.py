@@ -158,7 +158,7 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
         self.todo: dict[str, list[tuple[str, int]]] = {}
         self.cfg: Stage1Settings | None = None
 
-    def _settle(self, settings: Settings) -> Stage1Settings:
+    def section(self, settings: Settings) -> Stage1Settings:
         """Settings, template, model id and prompt version (once, before the run row)."""
         if self.cfg is not None:
             return self.cfg
@@ -179,15 +179,12 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
         return cfg
 
     def config(self, settings: Settings) -> dict[str, Any]:
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         config = {**cfg.model_dump(mode="json"), "prompt_version": self.prompt_version}
         return {**config, "prompt_file": str(self.template.path)}
 
-    def batch_size(self, settings: Settings) -> int:
-        return self._settle(settings).batch_size
-
     def pending(self, store: Any, settings: Settings) -> Pending[Key]:
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         captions = _captions(store)
         made = _attempts_made(store, self.prompt_version)
         todo: list[tuple[Caption, list[tuple[str, int]]]] = []
@@ -235,7 +232,7 @@ class Stage1Step(BatchStep[Key, _Figure, Result]):
     def load(self, settings: Settings) -> None:
         from microvqa_tui.errors import PipelineError
 
-        self._settle(settings)
+        self.section(settings)
         if "llm" not in self.loaded:
             self.loaded["llm"] = load_llm(settings)
         if self.loaded["llm"].model_id != self.model:

@@ -83,17 +83,11 @@ class MCQStep(BatchStep[int, _QA, Result]):
         self.cfg: MCQSettings | None = None
         self.model = ""
 
-    def _settle(self, settings: Settings) -> MCQSettings:
+    def section(self, settings: Settings) -> MCQSettings:
         if self.cfg is None:
             self.cfg = settings.mcq
             self.template = prompts.load(prompts.GENERATE_TEMPLATE, self.cfg.prompt_dir)
         return self.cfg
-
-    def config(self, settings: Settings) -> dict[str, Any]:
-        return self._settle(settings).model_dump(mode="json")
-
-    def batch_size(self, settings: Settings) -> int:
-        return self._settle(settings).batch_size
 
     def _model_id(self, settings: Settings, needed: bool) -> str:
         """The client's id (a server client is made here; an in-process GGUF only named);
@@ -103,14 +97,14 @@ class MCQStep(BatchStep[int, _QA, Result]):
         if "llm" not in self.loaded:
             if not needed:
                 return NoModel.model_id
-            name, client = registry.client_id(self._settle(settings).model_role, settings)
+            name, client = registry.client_id(self.section(settings).model_role, settings)
             if client is None:
                 return name
             self.loaded["llm"] = client
         return self.loaded["llm"].model_id
 
     def pending(self, store: Any, settings: Settings) -> Pending[int]:
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         clock = time.perf_counter()
         qas, statuses, note = select_qas(store, cfg)
         self.model = self._model_id(settings, bool(qas))
@@ -153,7 +147,7 @@ class MCQStep(BatchStep[int, _QA, Result]):
         from microvqa_tui.errors import PipelineError
         from microvqa_tui.models import registry
 
-        cfg = self._settle(settings)
+        cfg = self.section(settings)
         if "llm" not in self.loaded:
             self.loaded["llm"] = registry.get(cfg.model_role, settings)
         if self.loaded["llm"].model_id != self.model:
